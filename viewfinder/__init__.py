@@ -1,0 +1,3 @@
+"""Viewfinder: self-hosted natural-language image search."""
+
+__version__ = "0.1.0"

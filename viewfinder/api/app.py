@@ -1,0 +1,72 @@
+"""The FastAPI app factory: wires the service, auth, limits and error handling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from .. import __version__
+from ..config import Settings
+from ..domain.keys import KeyRing
+from ..domain.service import ImageService
+from ..domain.signing import UrlSigner, load_or_create_secret
+from ..indexing.worker import WorkerPool
+from .deps import AppContext
+from .errors import install_error_handlers
+from .middleware import EdgeMiddleware
+from .ratelimit import RateLimiter
+from .routes import files_router, router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    service: ImageService,
+    *,
+    workers: WorkerPool | None = None,
+) -> FastAPI:
+    """Build the ASGI app over a started service; `workers` run for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if workers is not None:
+            workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None:
+                workers.stop()
+
+    app = FastAPI(
+        title="Viewfinder",
+        version=__version__,
+        description="Self-hosted natural-language image search; a drop-in for the image "
+        "endpoints of the Reka Vision API.",
+        lifespan=lifespan,
+    )
+    secret = settings.secret_key or load_or_create_secret(settings.data_dir / "secret_key")
+    app.state.ctx = AppContext(
+        service=service,
+        keys=KeyRing(service.metadata),
+        limiter=RateLimiter(settings.rate_limits),
+        signer=UrlSigner(secret, settings.url_ttl_s),
+        public_url=settings.public_url,
+        max_images_per_request=settings.max_images_per_request,
+    )
+    install_error_handlers(app)
+    app.include_router(router, prefix="/v1")
+    # The hosted API once served the same routes without /v1.
+    app.include_router(router, include_in_schema=False)
+    app.include_router(files_router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.add_middleware(EdgeMiddleware, max_request_bytes=settings.max_request_bytes)
+    return app

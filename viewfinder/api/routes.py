@@ -1,0 +1,192 @@
+"""HTTP routes: parse the wire format, call the ImageService, shape the reply. Nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import ValidationError as PydanticValidationError
+
+from ..domain.records import ImageRecord, UploadItem
+from ..domain.service import SearchRequest
+from ..errors import PayloadTooLarge, ValidationError
+from . import schemas
+from .deps import caller, context, image_url
+
+router = APIRouter(tags=["images"])
+files_router = APIRouter(tags=["files"])
+
+
+def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
+    return schemas.ImageObject(
+        image_id=r.image_id,
+        image_url=image_url(request, r.image_id),
+        indexing_status=int(r.status),
+        status=r.status.label,
+        upload_timestamp=r.upload_timestamp,
+        metadata=r.metadata,
+        width=r.width,
+        height=r.height,
+        content_type=r.content_type,
+        size_bytes=r.size_bytes,
+        error=r.error,
+    )
+
+
+def _parse_upload_metadata(raw: str | None) -> schemas.UploadMetadata:
+    if raw is None or not raw.strip():
+        return schemas.UploadMetadata()
+    try:
+        data: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"metadata is not valid JSON ({exc.msg}); send a JSON string like "
+            '{"requests": [{"indexing_config": {"index": true}, "metadata": {}}]}',
+            param="metadata",
+        ) from exc
+    try:
+        return schemas.UploadMetadata.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValidationError(
+            f"metadata.{where}: {first['msg']}", param=f"metadata.{where}"
+        ) from exc
+
+
+@router.post("/images/upload", response_model=schemas.UploadResponse, response_model_exclude_none=True)
+async def upload_images(
+    request: Request,
+    images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
+    metadata: Annotated[
+        str | None, Form(description="JSON string with `requests` and `image_urls`.")
+    ] = None,
+) -> schemas.UploadResponse:
+    """Upload images (file parts and/or URLs); indexing happens in the background."""
+    key = caller(request, "upload")
+    ctx = context(request)
+    settings_limit = ctx.service.limits.max_file_bytes
+    parsed = _parse_upload_metadata(metadata)
+    files = images or []
+    count = len(files) + len(parsed.image_urls)
+    if count == 0:
+        raise ValidationError(
+            "no images: send one or more file parts named `images`, or URLs in "
+            "`metadata.image_urls`",
+            param="images",
+        )
+    if count > ctx.max_images_per_request:
+        raise PayloadTooLarge(
+            f"{count} images in one request; at most {ctx.max_images_per_request} "
+            "(VIEWFINDER_MAX_IMAGES_PER_REQUEST)",
+            param="images",
+        )
+    items: list[UploadItem] = []
+    for n in range(count):
+        req = parsed.requests[n] if n < len(parsed.requests) else schemas.UploadRequestItem()
+        common: dict[str, Any] = {"index": req.indexing_config.index, "metadata": req.metadata}
+        if n < len(files):
+            upload = files[n]
+            data = await upload.read(settings_limit + 1)
+            items.append(UploadItem(data=data, filename=upload.filename, **common))
+        else:
+            items.append(UploadItem(url=parsed.image_urls[n - len(files)], **common))
+    records = await run_in_threadpool(ctx.service.upload, key.tenant, items)
+    return schemas.UploadResponse(
+        results=[
+            schemas.UploadResult(
+                image_id=r.image_id,
+                image_url=image_url(request, r.image_id),
+                indexing_status=int(r.status),
+                status=r.status.label,
+                upload_timestamp=r.upload_timestamp,
+                error=r.error,
+            )
+            for r in records
+        ]
+    )
+
+
+@router.get("/images", response_model=schemas.ImageList, response_model_exclude_none=True)
+def list_images(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> schemas.ImageList:
+    """The caller's images, newest first."""
+    key = caller(request, "list")
+    records = context(request).service.list(key.tenant, limit, offset)
+    return schemas.ImageList(results=[_image_object(request, r) for r in records])
+
+
+@router.get(
+    "/images/{image_id}", response_model=schemas.ImageObject, response_model_exclude_none=True
+)
+def get_image(request: Request, image_id: str) -> schemas.ImageObject:
+    """One image."""
+    key = caller(request, "get")
+    return _image_object(request, context(request).service.get(key.tenant, image_id))
+
+
+@router.delete("/images/{image_id}", response_model=schemas.DeleteResponse)
+def delete_image(request: Request, image_id: str) -> schemas.DeleteResponse:
+    """Delete an image from storage, listing and search."""
+    key = caller(request, "delete")
+    context(request).service.delete(key.tenant, image_id)
+    return schemas.DeleteResponse(status="success", message=f"image {image_id} deleted")
+
+
+@router.post("/images/search", response_model=schemas.SearchResponse)
+def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchResponse:
+    """Find the caller's indexed images that match a description."""
+    key = caller(request, "search")
+    hits = context(request).service.search(
+        key.tenant,
+        SearchRequest(
+            query=body.query,
+            max_results=body.max_results,
+            threshold=body.threshold,
+            search_mode=body.search_mode,
+            image_weight=body.image_weight,
+            text_weight=body.text_weight,
+        ),
+    )
+    return schemas.SearchResponse(
+        results=[
+            schemas.SearchResult(
+                image_id=h.record.image_id,
+                image_url=image_url(request, h.record.image_id),
+                image_metadata=h.record.metadata,
+                upload_timestamp=h.record.upload_timestamp,
+                score=round(h.score, 6),
+            )
+            for h in hits
+        ]
+    )
+
+
+@router.get("/status", response_model=schemas.StatusResponse)
+def status(request: Request) -> schemas.StatusResponse:
+    """Extension: the model in use and the caller's images per indexing status."""
+    key = caller(request, "status")
+    s = context(request).service.queue_status(key.tenant)
+    return schemas.StatusResponse(
+        model_id=s.model_id, stored=s.stored, queued=s.queued, indexed=s.indexed, failed=s.failed
+    )
+
+
+@files_router.get("/files/{image_id}", response_class=Response)
+def image_bytes(request: Request, image_id: str, expires: int, sig: str) -> Response:
+    """The original bytes of an image, by signed URL (no key needed, for `<img>` tags)."""
+    ctx = context(request)
+    ctx.signer.verify(image_id, expires, sig)
+    record = ctx.service.find(image_id)
+    data = ctx.service.read_bytes(record)
+    return Response(
+        content=data,
+        media_type=record.content_type or "application/octet-stream",
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )

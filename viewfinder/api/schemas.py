@@ -1,0 +1,110 @@
+"""Wire schemas of the HTTP contract (shared/API.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IndexingConfig(BaseModel):
+    """Per-image indexing choice."""
+
+    model_config = ConfigDict(extra="allow")
+    index: bool = True
+
+
+class UploadRequestItem(BaseModel):
+    """`requests[i]` of the upload `metadata` JSON string."""
+
+    model_config = ConfigDict(extra="allow")
+    indexing_config: IndexingConfig = Field(default_factory=IndexingConfig)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UploadMetadata(BaseModel):
+    """The upload `metadata` form field, parsed."""
+
+    model_config = ConfigDict(extra="allow")
+    requests: list[UploadRequestItem] = Field(default_factory=list)
+    image_urls: list[str] = Field(default_factory=list)
+
+
+class UploadResult(BaseModel):
+    image_id: str
+    image_url: str
+    indexing_status: int
+    upload_timestamp: float
+    status: str = Field(description="Extension: name of indexing_status.")
+    error: str | None = Field(None, description="Extension: why this item failed.")
+
+
+class UploadResponse(BaseModel):
+    results: list[UploadResult]
+
+
+class ImageObject(BaseModel):
+    image_id: str
+    image_url: str
+    indexing_status: int
+    upload_timestamp: float
+    metadata: dict[str, Any]
+    status: str
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    size_bytes: int = 0
+    error: str | None = None
+
+
+class ImageList(BaseModel):
+    results: list[ImageObject]
+
+
+class DeleteResponse(BaseModel):
+    status: str
+    message: str
+
+
+class SearchBody(BaseModel):
+    """POST /v1/images/search."""
+
+    model_config = ConfigDict(extra="ignore")
+    query: str = Field(min_length=1, max_length=2000)
+    max_results: int = Field(10, ge=1, le=200)
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    search_mode: Literal["vision", "joined"] = "vision"
+    image_weight: float | None = Field(None, ge=0.0)
+    text_weight: float | None = Field(None, ge=0.0)
+
+
+class SearchResult(BaseModel):
+    image_id: str
+    image_url: str
+    image_metadata: dict[str, Any]
+    upload_timestamp: float
+    score: float
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class StatusResponse(BaseModel):
+    """Extension: indexing progress of the caller's tenant."""
+
+    model_id: str
+    stored: int
+    queued: int
+    indexed: int
+    failed: int
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    param: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

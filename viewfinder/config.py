@@ -1,0 +1,105 @@
+"""Settings: declared once here (name, default, help), read from `VIEWFINDER_*` variables.
+
+Build one `Settings` at the edge (CLI or test) and pass it down; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a Viewfinder server. Each field's description is its documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="VIEWFINDER_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("viewfinder-data"),
+        description="Directory holding the database, image bytes, vectors and model cache.",
+    )
+    host: str = Field("127.0.0.1", description="Address `viewfinder serve` listens on.")
+    port: int = Field(8000, description="Port `viewfinder serve` listens on.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the server at, used in `image_url` "
+        "(default: taken from each request).",
+    )
+    model: str = Field(
+        "builtin",
+        description="Embedding model: `builtin`, `fake` (tests only), or a path to a "
+        "CLIP model directory in the immich ONNX layout.",
+    )
+    database_url: str | None = Field(
+        None, description="Metadata store URL (default: `sqlite:///<data_dir>/viewfinder.db`)."
+    )
+    blob_url: str | None = Field(
+        None, description="Image byte store URL (default: `file://<data_dir>/blobs`)."
+    )
+    vector_url: str | None = Field(
+        None, description="Vector index URL (default: `exact://<data_dir>/vectors.db`)."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Secret that signs `image_url`s (default: generated once and kept in "
+        "`<data_dir>/secret_key`).",
+    )
+    url_ttl_s: int = Field(3600, description="Lifetime of a signed `image_url`, in seconds.")
+    workers: int = Field(1, description="Indexing worker threads in the server process.")
+    batch_size: int = Field(16, description="Images embedded per batch by a worker.")
+    max_attempts: int = Field(
+        3, description="Indexing attempts per image before it is marked failed (status 3)."
+    )
+    retry_delay_s: float = Field(2.0, description="Delay before a failed image is retried.")
+    lease_s: float = Field(
+        300.0, description="How long a worker holds claimed images before others may take them."
+    )
+    poll_interval_s: float = Field(0.5, description="How often an idle worker checks the queue.")
+    max_request_bytes: int = Field(
+        200 * 1024 * 1024, description="Largest accepted request body, in bytes."
+    )
+    max_file_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted image, in bytes.")
+    max_pixels: int = Field(
+        50_000_000, description="Largest accepted image area in pixels (decompression bombs)."
+    )
+    max_images_per_request: int = Field(
+        100, description="Most images (files plus URLs) one upload may carry."
+    )
+    fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
+    fetch_allow_private: bool = Field(
+        False,
+        description="Let `image_urls` reach loopback, private and link-local addresses "
+        "(off: guards against server-side request forgery).",
+    )
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-key request limits by endpoint, e.g. `{"search": "60/minute", '
+        '"*": "1000/hour"}` (endpoints: upload, search, list, get, delete). Default: none.',
+    )
+    intra_op_threads: int = Field(
+        0, description="ONNX Runtime threads per inference (0: let ONNX Runtime decide)."
+    )
+    log_level: str = Field("info", description="Logging level.")
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return {}
+        return value
+
+    def resolved_database_url(self) -> str:
+        """The metadata store URL, defaulting into the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'viewfinder.db').resolve()}"
+
+    def resolved_blob_url(self) -> str:
+        """The image byte store URL, defaulting into the data directory."""
+        return self.blob_url or f"file://{(self.data_dir / 'blobs').resolve()}"
+
+    def resolved_vector_url(self) -> str:
+        """The vector index URL, defaulting into the data directory."""
+        return self.vector_url or f"exact://{(self.data_dir / 'vectors.db').resolve()}"

@@ -1,0 +1,90 @@
+"""Records that cross module boundaries: images, keys, queue jobs, search hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+
+class IndexingStatus(IntEnum):
+    """The wire values of `indexing_status`."""
+
+    STORED = 0
+    QUEUED = 1
+    INDEXED = 2
+    FAILED = 3
+
+    @property
+    def label(self) -> str:
+        """The name carried in the `status` extension field."""
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One stored image of one tenant."""
+
+    image_id: str
+    tenant: str
+    status: IndexingStatus
+    upload_timestamp: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+    content_type: str | None = None
+    size_bytes: int = 0
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+    source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored API key (only its hash is kept)."""
+
+    key_id: str
+    tenant: str
+    created_at: float
+    rate_limits: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed indexing job."""
+
+    image_id: str
+    tenant: str
+    sha256: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result before it is turned into wire form."""
+
+    record: ImageRecord
+    score: float
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One image of an upload: bytes (from a file part) or a URL to fetch."""
+
+    data: bytes | None = None
+    filename: str | None = None
+    url: str | None = None
+    index: bool = True
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What happened to one upload item."""
+
+    record: ImageRecord
+
+    @property
+    def error(self) -> str | None:
+        """The reason a failed item failed."""
+        return self.record.error

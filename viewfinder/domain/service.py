@@ -1,0 +1,280 @@
+"""The ImageService: upload, list, get, delete and search, over the store protocols.
+
+No HTTP and no SQL here: the API layer calls this, and this calls the stores and the embedder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..embedders.base import Embedder
+from ..errors import NotFound, ValidationError, ViewfinderError
+from ..stores.base import BlobStore, MetadataStore, VectorIndex
+from .fetch import UrlFetcher
+from .ingest import IngestLimits, inspect_image
+from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """A validated search."""
+
+    query: str
+    max_results: int = 10
+    threshold: float | None = None
+    search_mode: str = "vision"
+    image_weight: float | None = None
+    text_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """Counts by indexing status, for progress reports."""
+
+    stored: int
+    queued: int
+    indexed: int
+    failed: int
+    model_id: str
+
+
+class ImageService:
+    """Everything a tenant can do with images."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        vectors: VectorIndex,
+        embedder: Embedder,
+        fetcher: UrlFetcher,
+        limits: IngestLimits,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.metadata = metadata
+        self.blobs = blobs
+        self.vectors = vectors
+        self.embedder = embedder
+        self.fetcher = fetcher
+        self.limits = limits
+        self._clock = clock
+        self.queue_changed = threading.Event()
+
+    # life cycle
+    def start(self, *, single_process: bool = True) -> None:
+        """Migrate, load the vector index and repair what a crash may have left behind."""
+        self.metadata.migrate()
+        self.vectors.open(self.embedder.model_id, self.embedder.dim)
+        if single_process:
+            released = self.metadata.release_leases()
+            if released:
+                log.info("re-queued %d images claimed before the last stop", released)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Make the vector index agree with the metadata after a crash."""
+        indexed = self.metadata.image_ids_with_status(IndexingStatus.INDEXED)
+        queued = self.metadata.image_ids_with_status(IndexingStatus.QUEUED)
+        have = self.vectors.ids()
+        orphans = have - indexed - queued
+        if orphans:
+            log.info("dropping %d vectors of deleted images", len(orphans))
+            self.vectors.delete(sorted(orphans))
+        missing = indexed - have
+        if missing:
+            log.info("re-queuing %d indexed images whose vectors are missing", len(missing))
+            self.metadata.requeue(sorted(missing), self._clock())
+            self.queue_changed.set()
+
+    def close(self) -> None:
+        """Release the stores."""
+        self.fetcher.close()
+        for store in (self.vectors, self.blobs, self.metadata):
+            store.close()
+
+    # upload
+    def upload(self, tenant: str, items: Sequence[UploadItem]) -> list[ImageRecord]:
+        """Store each item durably and queue it; a bad item fails alone (status 3)."""
+        if not items:
+            raise ValidationError(
+                "no images: send file parts named `images` and/or `image_urls` in `metadata`",
+                param="images",
+            )
+        records = [self._ingest(tenant, item) for item in items]
+        self.metadata.insert_images(records)
+        if any(r.status == IndexingStatus.QUEUED for r in records):
+            self.queue_changed.set()
+        return records
+
+    def _ingest(self, tenant: str, item: UploadItem) -> ImageRecord:
+        now = self._clock()
+        base = ImageRecord(
+            image_id=str(uuid.uuid4()),
+            tenant=tenant,
+            status=IndexingStatus.FAILED,
+            upload_timestamp=now,
+            metadata=item.metadata,
+            source_url=item.url,
+        )
+        try:
+            data = item.data
+            if data is None:
+                if not item.url:
+                    raise ValidationError("an upload item needs bytes or a URL")
+                data = self.fetcher.fetch(item.url).data
+            info = inspect_image(data, self.limits)
+            self.blobs.put(info.sha256, data)
+        except ViewfinderError as exc:
+            log.info("upload item rejected: %s", exc.message)
+            return replace(base, error=exc.message)
+        status = IndexingStatus.QUEUED if item.index else IndexingStatus.STORED
+        return replace(
+            base,
+            status=status,
+            sha256=info.sha256,
+            content_type=info.content_type,
+            size_bytes=info.size_bytes,
+            width=info.width,
+            height=info.height,
+        )
+
+    # read
+    def get(self, tenant: str, image_id: str) -> ImageRecord:
+        """One image of the tenant, or NotFound."""
+        record = self.metadata.get_image(tenant, image_id)
+        if record is None:
+            raise NotFound(f"image {image_id} not found", param="image_id")
+        return record
+
+    def list(self, tenant: str, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
+        """The tenant's images, newest first."""
+        return self.metadata.list_images(tenant, limit, offset)
+
+    def find(self, image_id: str) -> ImageRecord:
+        """An image by id alone, for signed URLs (whose signature already proves access)."""
+        record = self.metadata.find_image(image_id)
+        if record is None:
+            raise NotFound(f"image {image_id} not found", param="image_id")
+        return record
+
+    def read_bytes(self, record: ImageRecord) -> bytes:
+        """The original bytes of an image."""
+        if record.sha256 is None:
+            raise NotFound(f"image {record.image_id} has no stored bytes ({record.error})")
+        return self.blobs.get(record.sha256)
+
+    def delete(self, tenant: str, image_id: str) -> ImageRecord:
+        """Remove an image from metadata, the index and (when unshared) the blob store."""
+        record = self.metadata.delete_image(tenant, image_id)
+        if record is None:
+            raise NotFound(f"image {image_id} not found", param="image_id")
+        self.vectors.delete([image_id])
+        if record.sha256 and not self.metadata.sha_in_use(record.sha256):
+            self.blobs.delete(record.sha256)
+        return record
+
+    # search
+    def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
+        """Rank the tenant's indexed images against a text query."""
+        query = request.query.strip()
+        if not query:
+            raise ValidationError("query must not be empty", param="query")
+        qvec = self.embedder.embed_texts([query])[0]
+        if request.search_mode == "joined":
+            return self._joined_search(tenant, qvec, request)
+        found = self.vectors.search(tenant, qvec, request.max_results)
+        if not found:
+            return []
+        scores = self.embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        return self._hits(tenant, [i for i, _ in found], scores, request.threshold)
+
+    def _joined_search(
+        self, tenant: str, qvec: np.ndarray, request: SearchRequest
+    ) -> list[SearchHit]:
+        # Rank a wide vision shortlist, then blend in the query's similarity to each
+        # candidate's caption/metadata text, embedded by the same text tower.
+        image_w = 1.0 if request.image_weight is None else request.image_weight
+        text_w = 1.0 if request.text_weight is None else request.text_weight
+        total = image_w + text_w
+        if image_w < 0 or text_w < 0 or total <= 0:
+            raise ValidationError(
+                "image_weight and text_weight must be >= 0 and not both 0", param="image_weight"
+            )
+        found = self.vectors.search(tenant, qvec, max(request.max_results * 5, 100))
+        if not found:
+            return []
+        ids = [i for i, _ in found]
+        records = self.metadata.get_images(tenant, ids)
+        vision = self.embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        texts = [_metadata_text(records[i].metadata) if i in records else "" for i in ids]
+        text_scores = np.zeros(len(ids), dtype=np.float32)
+        with_text = [n for n, t in enumerate(texts) if t]
+        if with_text:
+            tvecs = self.embedder.embed_texts([texts[n] for n in with_text])
+            text_scores[with_text] = np.clip(tvecs @ qvec, 0.0, 1.0)
+        blended = (image_w * vision + text_w * text_scores) / total
+        order = np.argsort(-blended, kind="stable")[: request.max_results]
+        return self._hits(
+            tenant, [ids[n] for n in order], blended[order], request.threshold, records
+        )
+
+    def _hits(
+        self,
+        tenant: str,
+        ids: Sequence[str],
+        scores: np.ndarray,
+        threshold: float | None,
+        records: dict[str, ImageRecord] | None = None,
+    ) -> list[SearchHit]:
+        records = records if records is not None else self.metadata.get_images(tenant, ids)
+        hits = []
+        for image_id, score in zip(ids, scores, strict=True):
+            record = records.get(image_id)
+            if record is None or record.status != IndexingStatus.INDEXED:
+                continue  # deleted or re-queued since the vector was written
+            if threshold is not None and float(score) < threshold:
+                continue
+            hits.append(SearchHit(record=record, score=float(score)))
+        return hits
+
+    def queue_status(self, tenant: str | None = None) -> QueueStatus:
+        """Counts of images per indexing status (of one tenant, or of all)."""
+
+        def count(status: IndexingStatus) -> int:
+            return self.metadata.count_images(status, tenant)
+
+        return QueueStatus(
+            stored=count(IndexingStatus.STORED),
+            queued=count(IndexingStatus.QUEUED),
+            indexed=count(IndexingStatus.INDEXED),
+            failed=count(IndexingStatus.FAILED),
+            model_id=self.embedder.model_id,
+        )
+
+    def reindex_all(self) -> int:
+        """Drop every vector and queue every stored, indexed or failed image again."""
+        self.vectors.reset(self.embedder.model_id, self.embedder.dim)
+        ids: set[str] = set()
+        for status in (IndexingStatus.INDEXED, IndexingStatus.QUEUED):
+            ids |= self.metadata.image_ids_with_status(status)
+        count = self.metadata.requeue(sorted(ids), self._clock())
+        self.queue_changed.set()
+        return count
+
+
+def _metadata_text(metadata: dict[str, object]) -> str:
+    """The text joined search compares a query with: the caption, else all string values."""
+    caption = metadata.get("caption")
+    if isinstance(caption, str) and caption.strip():
+        return caption.strip()
+    return " ".join(v for v in metadata.values() if isinstance(v, str)).strip()[:1000]

@@ -1,0 +1,44 @@
+"""The Embedder protocol: what the service and the indexing worker need from a model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps images and texts into one vector space.
+
+    Both methods return float32 arrays of shape (n, dim), each row L2-normalised.
+    `calibrate` maps raw dot products between a text and an image vector to scores in
+    [0, 1] that mean the same for every query; it must be monotonic.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def calibrate(self, similarities: np.ndarray) -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def logistic(similarities: np.ndarray, center: float, slope: float) -> np.ndarray:
+    """Monotonic calibration of cosine similarities to [0, 1]."""
+    s = np.asarray(similarities, dtype=np.float64)
+    return (1.0 / (1.0 + np.exp(-slope * (s - center)))).astype(np.float32)

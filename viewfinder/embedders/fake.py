@@ -1,0 +1,73 @@
+"""A deterministic embedder for fast tests: no model, stable vectors, real text-image affinity.
+
+Images are summarised by their mean colour; texts by the colour words they contain, so
+"a red square" ranks a red image first. Anything else hashes to a stable pseudo-random vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from .base import l2_normalize, logistic
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "yellow": (255, 255, 0),
+    "cyan": (0, 255, 255),
+    "magenta": (255, 0, 255),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+}
+
+
+class FakeEmbedder:
+    """Deterministic stand-in for a real model (dimension 32)."""
+
+    def __init__(self, dim: int = 32, model_id: str = "fake-32") -> None:
+        self._dim = dim
+        self._model_id = model_id
+        self.images_embedded = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def _colour_vector(self, rgb: Sequence[float]) -> np.ndarray:
+        v = np.zeros(self._dim, dtype=np.float32)
+        centred = (np.asarray(rgb, dtype=np.float32) / 255.0) - 0.5
+        v[:3] = centred
+        v[3] = 0.05  # keeps grey images from being the zero vector
+        return v
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        rows = []
+        for img in images:
+            small = np.asarray(img.convert("RGB").resize((8, 8)), dtype=np.float32)
+            rows.append(self._colour_vector(small.reshape(-1, 3).mean(axis=0)))
+        self.images_embedded += len(rows)
+        return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self._dim), np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        rows = []
+        for text in texts:
+            words = [w.strip(".,!?") for w in text.lower().split()]
+            hits = [COLOURS[w] for w in words if w in COLOURS]
+            if hits:
+                rows.append(self._colour_vector(np.mean(hits, axis=0)))
+            else:
+                seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+                rows.append(np.random.default_rng(seed).standard_normal(self._dim))
+        return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self._dim), np.float32)
+
+    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
+        return logistic(similarities, center=0.5, slope=10.0)

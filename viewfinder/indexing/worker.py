@@ -1,0 +1,156 @@
+"""Background indexing: claim queued images, decode, embed in batches, commit vectors.
+
+Order of commits makes a crash at any point safe: vectors are upserted (keyed by image id,
+so a repeat overwrites) before the image is marked indexed; an image whose job is still
+queued after a crash is simply embedded again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from PIL import Image
+
+from ..domain.ingest import decode_rgb
+from ..domain.records import Job
+from ..domain.service import ImageService
+from ..errors import ViewfinderError
+
+log = logging.getLogger(__name__)
+
+# Embedders see images no larger than this on their long side; decoding JPEGs at reduced
+# size (draft mode) makes big photos much cheaper and no model needs more.
+DECODE_MAX_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker batches, leases and retries."""
+
+    batch_size: int = 16
+    lease_s: float = 300.0
+    max_attempts: int = 3
+    retry_delay_s: float = 2.0
+    poll_interval_s: float = 0.5
+    decode_threads: int = 2
+
+
+class IndexingWorker:
+    """Turns queued images into searchable ones; `run_once` does one batch."""
+
+    def __init__(
+        self,
+        service: ImageService,
+        options: WorkerOptions,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.service = service
+        self.options = options
+        self._clock = clock
+        self._stop = threading.Event()
+        self._decoder = ThreadPoolExecutor(
+            max_workers=max(1, options.decode_threads), thread_name_prefix="vf-decode"
+        )
+
+    def _decode(self, job: Job) -> Image.Image:
+        data = self.service.blobs.get(job.sha256)
+        return decode_rgb(data, self.service.limits.max_pixels, max_side=DECODE_MAX_SIDE)
+
+    def run_once(self) -> int:
+        """Claim and process one batch; return how many jobs were claimed."""
+        svc = self.service
+        jobs = svc.metadata.claim_jobs(self.options.batch_size, self.options.lease_s, self._clock())
+        if not jobs:
+            return 0
+        decoded: list[tuple[Job, Image.Image]] = []
+        futures = [(job, self._decoder.submit(self._decode, job)) for job in jobs]
+        for job, future in futures:
+            try:
+                decoded.append((job, future.result()))
+            except ViewfinderError as exc:
+                self._fail(job, f"could not decode stored image: {exc.message}", final=True)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure fails this item only
+                self._fail(job, f"could not decode stored image: {exc}", final=False)
+        if not decoded:
+            return len(jobs)
+        try:
+            vectors = svc.embedder.embed_images([img for _, img in decoded])
+        except Exception as exc:  # noqa: BLE001 - a model failure is retried, then reported
+            log.exception("embedding a batch of %d images failed", len(decoded))
+            for job, _ in decoded:
+                self._fail(job, f"embedding failed: {exc}", final=False)
+            return len(jobs)
+        ids = [job.image_id for job, _ in decoded]
+        svc.vectors.upsert(ids, [job.tenant for job, _ in decoded], vectors)
+        done = svc.metadata.complete_jobs(ids)
+        gone = [i for i in ids if i not in done]
+        if gone:  # deleted while we embedded them
+            svc.vectors.delete(gone)
+        log.debug("indexed %d images", len(done))
+        return len(jobs)
+
+    def _fail(self, job: Job, reason: str, *, final: bool) -> None:
+        attempts = 1 if final else self.options.max_attempts
+        failed = self.service.metadata.fail_job(
+            job.image_id, reason, attempts, self._clock() + self.options.retry_delay_s
+        )
+        log.warning("image %s: %s%s", job.image_id, reason, " (gave up)" if failed else "")
+
+    def run_forever(self) -> None:
+        """Process batches until `stop()`; sleep while the queue is empty."""
+        while not self._stop.is_set():
+            try:
+                claimed = self.run_once()
+            except Exception:  # noqa: BLE001 - keep the worker alive through store hiccups
+                log.exception("indexing batch failed; retrying")
+                claimed = 0
+                self._stop.wait(self.options.poll_interval_s)
+            if claimed == 0:
+                self.service.queue_changed.wait(self.options.poll_interval_s)
+                self.service.queue_changed.clear()
+
+    def drain(self, timeout_s: float = 60.0) -> None:
+        """Process until nothing is ready (for tests and batch tools)."""
+        deadline = time.monotonic() + timeout_s
+        while self.run_once() and time.monotonic() < deadline:
+            pass
+
+    def stop(self) -> None:
+        """Ask `run_forever` to return after its current batch."""
+        self._stop.set()
+        self.service.queue_changed.set()
+
+    def close(self) -> None:
+        """Stop and release the decode pool."""
+        self.stop()
+        self._decoder.shutdown(wait=True)
+
+
+class WorkerPool:
+    """Runs N indexing workers on daemon threads."""
+
+    def __init__(self, service: ImageService, options: WorkerOptions, count: int) -> None:
+        self.workers = [IndexingWorker(service, options) for _ in range(max(0, count))]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start every worker thread."""
+        for n, worker in enumerate(self.workers):
+            thread = threading.Thread(target=worker.run_forever, name=f"vf-index-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop workers after their current batch."""
+        for worker in self.workers:
+            worker.stop()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        for worker in self.workers:
+            worker.close()

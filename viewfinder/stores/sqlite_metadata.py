@@ -1,0 +1,324 @@
+"""Metadata and the indexing queue in SQLite (WAL, one connection, every write under one lock)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+from ..errors import ConfigurationError
+
+# Each entry upgrades the schema by one version; never edit a released one, append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        rate_limits TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE images (
+        image_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        upload_ts REAL NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        sha256 TEXT,
+        content_type TEXT,
+        size_bytes INTEGER NOT NULL DEFAULT 0,
+        width INTEGER,
+        height INTEGER,
+        error TEXT,
+        source_url TEXT
+    );
+    CREATE INDEX images_by_tenant ON images (tenant, upload_ts DESC);
+    CREATE INDEX images_by_sha ON images (sha256);
+    CREATE INDEX images_by_status ON images (status);
+    CREATE TABLE jobs (
+        image_id TEXT PRIMARY KEY REFERENCES images (image_id) ON DELETE CASCADE,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        available_at REAL NOT NULL,
+        lease_until REAL NOT NULL DEFAULT 0,
+        enqueued_at REAL NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
+    """,
+]
+
+_IMAGE_COLUMNS = (
+    "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
+    "width, height, error, source_url"
+)
+
+
+def _record(row: sqlite3.Row) -> ImageRecord:
+    return ImageRecord(
+        image_id=row["image_id"],
+        tenant=row["tenant"],
+        status=IndexingStatus(row["status"]),
+        upload_timestamp=row["upload_ts"],
+        metadata=json.loads(row["metadata"]),
+        sha256=row["sha256"],
+        content_type=row["content_type"],
+        size_bytes=row["size_bytes"],
+        width=row["width"],
+        height=row["height"],
+        error=row["error"],
+        source_url=row["source_url"],
+    )
+
+
+def _key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        key_id=row["key_id"],
+        tenant=row["tenant"],
+        created_at=row["created_at"],
+        rate_limits=json.loads(row["rate_limits"]),
+    )
+
+
+class SqliteMetadataStore:
+    """The embedded metadata store."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(path), check_same_thread=False, isolation_level=None, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open database {path}: {exc}") from exc
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def migrate(self) -> None:
+        with self._tx() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise ConfigurationError(
+                    f"database {self.path} has schema version {version}, newer than this "
+                    f"Viewfinder understands ({len(MIGRATIONS)}); upgrade Viewfinder"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+
+    def schema_version(self) -> int:
+        """The applied migration count."""
+        return int(self._query("PRAGMA user_version")[0][0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # keys
+    def create_key(
+        self, key_id: str, key_hash: str, tenant: str, rate_limits: dict[str, str]
+    ) -> ApiKey:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO api_keys (key_id, key_hash, tenant, created_at, rate_limits) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key_id, key_hash, tenant, now, json.dumps(rate_limits)),
+            )
+        return ApiKey(key_id=key_id, tenant=tenant, created_at=now, rate_limits=rate_limits)
+
+    def find_key(self, key_hash: str) -> ApiKey | None:
+        rows = self._query("SELECT * FROM api_keys WHERE key_hash = ?", (key_hash,))
+        return _key(rows[0]) if rows else None
+
+    def list_keys(self) -> list[ApiKey]:
+        return [_key(r) for r in self._query("SELECT * FROM api_keys ORDER BY created_at")]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,)).rowcount > 0
+
+    # images
+    def insert_images(self, records: Sequence[ImageRecord]) -> None:
+        with self._tx() as conn:
+            for r in records:
+                conn.execute(
+                    f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        r.image_id, r.tenant, int(r.status), r.upload_timestamp,
+                        json.dumps(r.metadata), r.sha256, r.content_type, r.size_bytes,
+                        r.width, r.height, r.error, r.source_url,
+                    ),
+                )
+                if r.status == IndexingStatus.QUEUED:
+                    conn.execute(
+                        "INSERT INTO jobs (image_id, available_at, enqueued_at) VALUES (?,?,?)",
+                        (r.image_id, r.upload_timestamp, r.upload_timestamp),
+                    )
+
+    def get_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id = ?",
+            (tenant, image_id),
+        )
+        return _record(rows[0]) if rows else None
+
+    def find_image(self, image_id: str) -> ImageRecord | None:
+        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE image_id = ?", (image_id,))
+        return _record(rows[0]) if rows else None
+
+    def get_images(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]:
+        found: dict[str, ImageRecord] = {}
+        ids = list(image_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id IN ({marks})",
+                (tenant, *chunk),
+            ):
+                found[row["image_id"]] = _record(row)
+        return found
+
+    def list_images(self, tenant: str, limit: int, offset: int) -> list[ImageRecord]:
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? "
+            "ORDER BY upload_ts DESC, rowid DESC LIMIT ? OFFSET ?",
+            (tenant, limit, offset),
+        )
+        return [_record(r) for r in rows]
+
+    def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id = ?",
+                (tenant, image_id),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
+            conn.execute("DELETE FROM images WHERE image_id = ?", (image_id,))
+            return _record(row)
+
+    def sha_in_use(self, sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
+
+    def count_images(
+        self, status: IndexingStatus | None = None, tenant: str | None = None
+    ) -> int:
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(int(status))
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            params.append(tenant)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return int(self._query(f"SELECT COUNT(*) FROM images{where}", params)[0][0])
+
+    def image_ids_with_status(self, status: IndexingStatus) -> set[str]:
+        rows = self._query("SELECT image_id FROM images WHERE status = ?", (int(status),))
+        return {r[0] for r in rows}
+
+    # queue
+    def claim_jobs(self, limit: int, lease_s: float, now: float) -> list[Job]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT j.image_id, j.attempts, i.tenant, i.sha256 FROM jobs j "
+                "JOIN images i ON i.image_id = j.image_id "
+                "WHERE j.available_at <= ? AND j.lease_until <= ? "
+                "ORDER BY j.available_at, j.enqueued_at LIMIT ?",
+                (now, now, limit),
+            ).fetchall()
+            for r in rows:
+                conn.execute(
+                    "UPDATE jobs SET lease_until = ? WHERE image_id = ?",
+                    (now + lease_s, r["image_id"]),
+                )
+        return [
+            Job(image_id=r["image_id"], tenant=r["tenant"], sha256=r["sha256"], attempts=r["attempts"])
+            for r in rows
+        ]
+
+    def complete_jobs(self, image_ids: Sequence[str]) -> set[str]:
+        done: set[str] = set()
+        with self._tx() as conn:
+            for image_id in image_ids:
+                cur = conn.execute(
+                    "UPDATE images SET status = ?, error = NULL WHERE image_id = ?",
+                    (int(IndexingStatus.INDEXED), image_id),
+                )
+                if cur.rowcount:
+                    done.add(image_id)
+                conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
+        return done
+
+    def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT attempts FROM jobs WHERE image_id = ?", (image_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            attempts = row[0] + 1
+            if attempts >= max_attempts:
+                conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
+                conn.execute(
+                    "UPDATE images SET status = ?, error = ? WHERE image_id = ?",
+                    (int(IndexingStatus.FAILED), error, image_id),
+                )
+                return True
+            conn.execute(
+                "UPDATE jobs SET attempts = ?, available_at = ?, lease_until = 0, last_error = ? "
+                "WHERE image_id = ?",
+                (attempts, retry_at, error, image_id),
+            )
+            return False
+
+    def release_leases(self) -> int:
+        with self._tx() as conn:
+            return conn.execute("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0").rowcount
+
+    def requeue(self, image_ids: Iterable[str], now: float) -> int:
+        count = 0
+        with self._tx() as conn:
+            for image_id in image_ids:
+                cur = conn.execute(
+                    "UPDATE images SET status = ?, error = NULL WHERE image_id = ?",
+                    (int(IndexingStatus.QUEUED), image_id),
+                )
+                if cur.rowcount:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO jobs (image_id, available_at, enqueued_at) "
+                        "VALUES (?, ?, ?)",
+                        (image_id, now, now),
+                    )
+                    count += 1
+        return count
