@@ -12,10 +12,12 @@ from .base import Embedder
 def load_embedder(settings: Settings) -> Embedder:
     """Return the embedder selected by `VIEWFINDER_MODEL`."""
     name = settings.model.strip()
-    if name == "fake":
+    if name == "fake" or name.startswith("fake:"):
         from .fake import FakeEmbedder
 
-        return FakeEmbedder()
+        # `fake:SECONDS` slows each image down, for crash tests
+        delay = name.partition(":")[2]
+        return FakeEmbedder(delay_s=float(delay) if delay else 0.0)
     if name == "builtin":
         from .builtin import BuiltinEmbedder
 

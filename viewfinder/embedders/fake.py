@@ -7,6 +7,7 @@ Images are summarised by their mean colour; texts by the colour words they conta
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,9 +30,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 class FakeEmbedder:
     """Deterministic stand-in for a real model (dimension 32)."""
 
-    def __init__(self, dim: int = 32, model_id: str = "fake-32") -> None:
+    def __init__(self, dim: int = 32, model_id: str = "fake-32", delay_s: float = 0.0) -> None:
         self._dim = dim
         self._model_id = model_id
+        self._delay_s = delay_s  # per image: lets crash tests catch indexing mid-way
         self.images_embedded = 0
 
     @property
@@ -51,6 +53,8 @@ class FakeEmbedder:
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         rows = []
+        if self._delay_s:
+            time.sleep(self._delay_s * len(images))
         for img in images:
             small = np.asarray(img.convert("RGB").resize((8, 8)), dtype=np.float32)
             rows.append(self._colour_vector(small.reshape(-1, 3).mean(axis=0)))

@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import time
+import zlib
+
+import pytest
+from PIL import Image
+
+from viewfinder.domain.ingest import (
+    ImageInfo,
+    IngestLimits,
+    decode_rgb,
+    inspect_image,
+    sniff_content_type,
+)
+from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+
+LIMITS = IngestLimits()
+
+
+def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def two_tone(width: int = 40, height: int = 20) -> Image.Image:
+    """Left half red, right half blue, so a rotation is visible in the pixels."""
+    im = Image.new("RGB", (width, height), (255, 0, 0))
+    im.paste((0, 0, 255), (width // 2, 0, width, height))
+    return im
+
+
+def noise(width: int, height: int) -> Image.Image:
+    return Image.frombytes("RGB", (width, height), bytes(range(256)) * (width * height * 3 // 256))
+
+
+def pixel(im: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    value = im.getpixel(xy)
+    assert isinstance(value, tuple)
+    return value
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def png_header_only(width: int, height: int, idat: bytes = b"") -> bytes:
+    """A PNG whose header claims width x height, with whatever IDAT payload is given."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", idat)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def jpeg_with_orientation(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return encode(two_tone(), "JPEG", quality=95, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "params"),
+    [
+        ("JPEG", "image/jpeg", {}),
+        ("PNG", "image/png", {}),
+        ("WEBP", "image/webp", {}),
+        ("GIF", "image/gif", {}),
+        ("BMP", "image/bmp", {}),
+        ("TIFF", "image/tiff", {}),
+        ("TIFF", "image/tiff", {"compression": "tiff_lzw"}),
+    ],
+)
+def test_accepted_formats(fmt: str, content_type: str, params: dict[str, object]) -> None:
+    data = encode(two_tone(), fmt, **params)
+    info = inspect_image(data, LIMITS)
+    assert info == ImageInfo(
+        content_type=content_type,
+        format=fmt,
+        width=40,
+        height=20,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def test_format_comes_from_content_not_name() -> None:
+    # The API takes no file name at all: PNG bytes uploaded as "notes.txt" are a PNG.
+    data = encode(two_tone(), "PNG")
+    assert sniff_content_type(data) == "image/png"
+    assert inspect_image(data, LIMITS).content_type == "image/png"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"just some text, not an image\n",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
+        encode(two_tone(), "TGA"),  # Pillow reads it, we do not accept it
+        encode(two_tone(), "PCX"),
+    ],
+    ids=["text", "pdf", "svg", "tga", "pcx"],
+)
+def test_other_content_is_unsupported(data: bytes) -> None:
+    with pytest.raises(UnsupportedMediaType) as err:
+        inspect_image(data, LIMITS)
+    assert err.value.status == 415
+    assert "JPEG, PNG, WebP, GIF, BMP, TIFF" in err.value.message
+
+
+def test_empty_is_a_validation_error() -> None:
+    with pytest.raises(ValidationError) as err:
+        inspect_image(b"", LIMITS)
+    assert type(err.value) is ValidationError
+
+
+def test_file_bigger_than_limit() -> None:
+    data = encode(two_tone(), "PNG")
+    with pytest.raises(PayloadTooLarge) as err:
+        inspect_image(data, IngestLimits(max_file_bytes=len(data) - 1))
+    assert err.value.status == 413
+    assert str(len(data) - 1) in err.value.message
+    assert "VIEWFINDER_MAX_FILE_BYTES" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(8_000, 8_000), (10_000, 10_000), (100_000, 100_000)],
+    ids=["over-our-limit", "pillow-warning", "pillow-error"],
+)
+def test_decompression_bomb_rejected_from_header(width: int, height: int) -> None:
+    data = png_header_only(width, height)
+    started = time.perf_counter()
+    with pytest.raises(PayloadTooLarge):
+        inspect_image(data, LIMITS)
+    with pytest.raises(PayloadTooLarge):
+        decode_rgb(data, LIMITS.max_pixels)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_pixel_limit_is_configurable() -> None:
+    data = encode(two_tone(), "PNG")
+    with pytest.raises(PayloadTooLarge, match="40x20"):
+        inspect_image(data, IngestLimits(max_pixels=799))
+    assert inspect_image(data, IngestLimits(max_pixels=800)).width == 40
+
+
+def test_truncated_jpeg_is_rejected() -> None:
+    data = encode(noise(256, 256), "JPEG", quality=90)
+    with pytest.raises(ValidationError, match="could not decode image") as err:
+        inspect_image(data[: len(data) // 2], LIMITS)
+    assert type(err.value) is ValidationError
+    with pytest.raises(ValidationError, match="could not decode image"):
+        decode_rgb(data[: len(data) // 2], LIMITS.max_pixels)
+
+
+def test_valid_header_with_garbage_body_is_rejected() -> None:
+    data = png_header_only(64, 64, idat=b"\x00garbage, not zlib at all" * 10)
+    with pytest.raises(ValidationError, match="could not decode image") as err:
+        inspect_image(data, LIMITS)
+    assert type(err.value) is ValidationError
+
+
+def test_header_only_is_rejected() -> None:
+    data = encode(noise(64, 64), "PNG")
+    with pytest.raises(ValidationError, match="could not decode image"):
+        inspect_image(data[:40], LIMITS)
+
+
+def test_exif_orientation_swaps_sides() -> None:
+    info = inspect_image(jpeg_with_orientation(6), LIMITS)
+    assert (info.width, info.height) == (20, 40)
+    assert inspect_image(jpeg_with_orientation(3), LIMITS).width == 40
+
+
+def test_decode_applies_exif_orientation() -> None:
+    im = decode_rgb(jpeg_with_orientation(6), LIMITS.max_pixels)
+    assert im.mode == "RGB"
+    assert im.size == (20, 40)
+    # Orientation 6 is "rotate 90 degrees clockwise to view": the red left half ends up on top.
+    red, _, blue = pixel(im, (10, 5))
+    assert red > 200 and blue < 60
+    red, _, blue = pixel(im, (10, 35))
+    assert blue > 200 and red < 60
+
+
+def test_decode_composites_alpha_on_white() -> None:
+    im = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    im.putpixel((0, 0), (255, 0, 0, 255))
+    out = decode_rgb(encode(im, "PNG"), LIMITS.max_pixels)
+    assert out.mode == "RGB"
+    assert pixel(out, (3, 3)) == (255, 255, 255)
+    assert pixel(out, (0, 0)) == (255, 0, 0)
+
+
+def test_decode_palette_transparency_on_white() -> None:
+    im = Image.new("P", (4, 4), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.putpixel((0, 0), 1)
+    out = decode_rgb(encode(im, "GIF", transparency=0), LIMITS.max_pixels)
+    assert pixel(out, (3, 3)) == (255, 255, 255)
+    assert pixel(out, (0, 0)) == (255, 0, 0)
+
+
+def test_decode_first_frame_of_animation() -> None:
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50)
+    out = decode_rgb(data, LIMITS.max_pixels)
+    assert out.size == (8, 8)
+    assert pixel(out, (4, 4)) == (255, 0, 0)
+
+
+def test_decode_sixteen_bit_is_not_clipped_to_white() -> None:
+    im = Image.new("I;16", (4, 4), 0x8000)
+    out = decode_rgb(encode(im, "PNG"), LIMITS.max_pixels)
+    assert out.mode == "RGB"
+    assert 120 <= pixel(out, (0, 0))[0] <= 136
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decode_max_side_keeps_aspect(fmt: str) -> None:
+    data = encode(two_tone(1600, 800), fmt)
+    out = decode_rgb(data, LIMITS.max_pixels, max_side=224)
+    assert out.size == (224, 112)
+    assert out.mode == "RGB"
+    red, _, blue = pixel(out, (10, 50))
+    assert red > 200 and blue < 60
+
+
+def test_decode_max_side_leaves_small_images_alone() -> None:
+    out = decode_rgb(encode(two_tone(), "PNG"), LIMITS.max_pixels, max_side=224)
+    assert out.size == (40, 20)
+
+
+def test_decode_rejects_unsupported_and_empty() -> None:
+    with pytest.raises(UnsupportedMediaType):
+        decode_rgb(b"hello", LIMITS.max_pixels)
+    with pytest.raises(ValidationError):
+        decode_rgb(b"", LIMITS.max_pixels)

@@ -1,0 +1,109 @@
+"""The indexing worker: batches, retries, failures and crash repair."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import png_bytes
+from viewfinder.domain.records import IndexingStatus, UploadItem
+from viewfinder.domain.service import ImageService
+from viewfinder.embedders.fake import FakeEmbedder
+from viewfinder.indexing.worker import IndexingWorker, WorkerOptions
+
+
+class FlakyEmbedder(FakeEmbedder):
+    """Fails the first `failures` batches."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("model exploded")
+        return super().embed_images(images)
+
+
+def _upload(service: ImageService, n: int) -> list[str]:
+    items = [UploadItem(data=png_bytes((n * 10 + i, 0, 0))) for i in range(n)]
+    return [r.image_id for r in service.upload("t", items)]
+
+
+def _status(service: ImageService, image_id: str) -> IndexingStatus:
+    return service.get("t", image_id).status
+
+
+def test_indexes_in_batches(service: ImageService) -> None:
+    ids = _upload(service, 5)
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2))
+    assert worker.run_once() == 2
+    worker.drain()
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+    assert service.vectors.ids() == set(ids)
+    assert service.embedder.images_embedded == 5  # type: ignore[attr-defined]
+    worker.close()
+
+
+def test_transient_failures_are_retried(service: ImageService) -> None:
+    service.embedder = FlakyEmbedder(failures=1)
+    (image_id,) = _upload(service, 1)
+    worker = IndexingWorker(service, WorkerOptions(max_attempts=3, retry_delay_s=0))
+    worker.run_once()
+    assert _status(service, image_id) == IndexingStatus.QUEUED
+    worker.drain()
+    assert _status(service, image_id) == IndexingStatus.INDEXED
+    worker.close()
+
+
+def test_bounded_retries_then_failed_with_reason(service: ImageService) -> None:
+    service.embedder = FlakyEmbedder(failures=10)
+    (image_id,) = _upload(service, 1)
+    worker = IndexingWorker(service, WorkerOptions(max_attempts=2, retry_delay_s=0))
+    for _ in range(5):
+        worker.run_once()
+    record = service.get("t", image_id)
+    assert record.status == IndexingStatus.FAILED
+    assert "model exploded" in (record.error or "")
+    assert service.embedder.failures == 8  # type: ignore[attr-defined]
+    worker.close()
+
+
+def test_unreadable_stored_bytes_fail_at_once(service: ImageService) -> None:
+    (image_id,) = _upload(service, 1)
+    sha = service.get("t", image_id).sha256
+    path = service.blobs.root / sha[:2] / sha[2:4] / sha  # type: ignore[attr-defined,index]
+    path.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    worker = IndexingWorker(service, WorkerOptions(max_attempts=3, retry_delay_s=0))
+    worker.run_once()
+    record = service.get("t", image_id)
+    assert record.status == IndexingStatus.FAILED and "decode" in (record.error or "")
+    worker.close()
+
+
+def test_deleted_while_embedding_leaves_no_vector(service: ImageService) -> None:
+    class DeletingEmbedder(FakeEmbedder):
+        def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+            service.delete("t", victim)
+            return super().embed_images(images)
+
+    service.embedder = DeletingEmbedder()
+    (victim,) = _upload(service, 1)
+    IndexingWorker(service, WorkerOptions()).drain()
+    assert service.vectors.ids() == set()
+
+
+def test_reconcile_repairs_a_crash(service: ImageService) -> None:
+    a, b = _upload(service, 2)
+    IndexingWorker(service, WorkerOptions()).drain()
+    # as if the process died after writing vectors for an image then deleted, and lost b's
+    service.vectors.upsert(["ghost"], ["t"], service.embedder.embed_texts(["red"]))
+    service.vectors.delete([b])
+    service.reconcile()
+    assert "ghost" not in service.vectors.ids()
+    assert _status(service, b) == IndexingStatus.QUEUED
+    IndexingWorker(service, WorkerOptions()).drain()
+    assert service.vectors.ids() == {a, b}

@@ -1,0 +1,195 @@
+"""Decide whether uploaded bytes are an image we accept, and decode them safely.
+
+The format is sniffed from the content (never from a file name), the pixel count is checked
+from the header before any pixel is decoded, and an image is only accepted once it has really
+been decoded, so a valid header followed by garbage is refused at ingest time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import Image
+
+from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+
+logger = logging.getLogger(__name__)
+
+# content type -> (magic prefixes, PIL plugins allowed to open it). MPO is how Pillow reports
+# multi-picture JPEGs straight out of many cameras; they are still image/jpeg.
+_SIGNATURES: tuple[tuple[str, tuple[bytes, ...], tuple[str, ...]], ...] = (
+    ("image/jpeg", (b"\xff\xd8\xff",), ("JPEG", "MPO")),
+    ("image/png", (b"\x89PNG\r\n\x1a\n",), ("PNG",)),
+    ("image/gif", (b"GIF87a", b"GIF89a"), ("GIF",)),
+    ("image/bmp", (b"BM",), ("BMP",)),
+    ("image/tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), ("TIFF",)),
+)
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF"
+
+# EXIF orientation -> the transpose that makes the image upright (the table Pillow's
+# ImageOps.exif_transpose uses); kept here so inspect_image and decode_rgb always agree.
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_SIDES = {5, 6, 7, 8}
+_WHITE = (255, 255, 255, 255)
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Upper bounds applied to every image before it is decoded."""
+
+    max_file_bytes: int = 25 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What ingest learned about an accepted image."""
+
+    content_type: str
+    format: str
+    width: int  # after EXIF orientation: a photo shot in portrait reports portrait sides
+    height: int
+    size_bytes: int
+    sha256: str
+
+
+def sniff_content_type(data: bytes) -> str | None:
+    """The accepted content type the bytes start like, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for content_type, magics, _ in _SIGNATURES:
+        if data.startswith(magics):
+            return content_type
+    return None
+
+
+def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
+    """Validate uploaded bytes fully (type, size, pixel count, a real decode) and describe them."""
+    if len(data) > limits.max_file_bytes:
+        raise PayloadTooLarge(
+            f"image is {len(data)} bytes, larger than the limit of {limits.max_file_bytes} bytes "
+            "(setting VIEWFINDER_MAX_FILE_BYTES)"
+        )
+    with _open(data, limits.max_pixels) as (im, content_type):
+        width, height = im.size
+        fmt = im.format or ""
+        try:
+            im.load()
+        except Exception as exc:  # Pillow raises many types for corrupt data
+            raise _decode_error(exc) from None
+        if _orientation(im) in _SWAPS_SIDES:
+            width, height = height, width
+    return ImageInfo(
+        content_type=content_type,
+        format=fmt,
+        width=width,
+        height=height,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def decode_rgb(data: bytes, max_pixels: int, max_side: int | None = None) -> Image.Image:
+    """Decode to an upright RGB image (first frame, alpha on white), optionally shrunk to fit
+    `max_side` on its longer side."""
+    if max_side is not None and max_side < 1:
+        raise ValueError("max_side must be positive")
+    with _open(data, max_pixels) as (im, _):
+        try:
+            if max_side is not None and im.format in ("JPEG", "MPO"):
+                # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale, still at least max_side.
+                im.draft("RGB", (max_side, max_side))
+            im.load()
+            orientation = _orientation(im)
+            rgb = _to_rgb(im)
+            if max_side is not None and max(rgb.size) > max_side:
+                rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+            if orientation in _TRANSPOSE:
+                rgb = rgb.transpose(_TRANSPOSE[orientation])
+        except Exception as exc:
+            raise _decode_error(exc) from None
+    return rgb
+
+
+@contextmanager
+def _open(data: bytes, max_pixels: int) -> Iterator[tuple[Image.Image, str]]:
+    """Open lazily (header only) after sniffing, and enforce the pixel limit."""
+    if not data:
+        raise ValidationError("image is empty")
+    content_type = sniff_content_type(data)
+    if content_type is None:
+        raise UnsupportedMediaType(
+            f"unsupported image type; accepted formats are {ACCEPTED_FORMATS}"
+        )
+    try:
+        im = Image.open(io.BytesIO(data), formats=_plugins(content_type))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own bomb guard fired while reading the header (the warning is an exception
+        # when warnings are errors); its global limit is left alone.
+        raise _too_many_pixels(None, max_pixels) from None
+    except Exception as exc:
+        raise _decode_error(exc) from None
+    with im:
+        width, height = im.size
+        if width * height > max_pixels:
+            raise _too_many_pixels((width, height), max_pixels)
+        yield im, content_type
+
+
+def _plugins(content_type: str) -> list[str]:
+    if content_type == "image/webp":
+        return ["WEBP"]
+    for ct, _, plugins in _SIGNATURES:
+        if ct == content_type:
+            return list(plugins)
+    raise AssertionError(content_type)  # pragma: no cover - sniff only returns known types
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # corrupt EXIF must not sink an otherwise good image
+        logger.debug("ignoring unreadable EXIF data", exc_info=True)
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+        # Plain convert() would clip 16-bit samples to white; scale them to 8 bits instead.
+        im = im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
+    if not has_alpha:
+        return im.convert("RGB")
+    rgba = im.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, _WHITE)
+    background.alpha_composite(rgba)
+    return background.convert("RGB")
+
+
+def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> PayloadTooLarge:
+    what = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
+    return PayloadTooLarge(f"image has {what}, more than the limit of {max_pixels} pixels")
+
+
+def _decode_error(exc: Exception) -> ValidationError:
+    if isinstance(exc, ValidationError):
+        return exc
+    detail = str(exc) or type(exc).__name__
+    return ValidationError(f"could not decode image: {detail}")
