@@ -1,0 +1,499 @@
+"""A CLIP-style embedder over ONNX Runtime, loading a model directory in the immich layout.
+
+    ViT-B-32__openai/
+      config.json                    open_clip config: embed_dim, vision_cfg, text_cfg
+      visual/model.onnx              "image" float32 (N,3,H,W) -> image embedding
+      visual/preprocess_cfg.json     size, mean, std, interpolation, resize_mode, fill_color
+      textual/model.onnx             "text" int32|int64 (N,context_length) -> text embedding
+      textual/tokenizer.json         a Hugging Face `tokenizers` file
+      textual/tokenizer_config.json  optional: pad/eos token names (HF-style tokenizers)
+      viewfinder.json                optional: {"model_id": ..., "calibration": {"center", "slope"}}
+
+CLIP text is open_clip's: start token, text, end token, truncated to the context length with
+the end token kept, zero-padded. SigLIP and other HF tokenizers (no start token) get the
+tokenizer's own special tokens and are padded with its pad id; SigLIP text is lowercased.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from ..errors import ConfigurationError
+from .base import l2_normalize, logistic
+from .runtime import InferenceSession, SessionFactory, TensorInfo, create_session
+
+logger = logging.getLogger(__name__)
+
+Family = Literal["clip", "siglip"]
+
+FIX = (
+    "point VIEWFINDER_MODEL at a complete immich-layout model directory "
+    "or run `viewfinder models pull NAME`"
+)
+REQUIRED_FILES = (
+    "config.json",
+    "visual/model.onnx",
+    "visual/preprocess_cfg.json",
+    "textual/model.onnx",
+    "textual/tokenizer.json",
+)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+START_TOKENS = ("<|startoftext|>", "<start_of_text>")
+END_TOKENS = ("<|endoftext|>", "<end_of_text>")
+RESIZE_MODES = ("shortest", "squash", "longest")
+LFS_POINTER = b"version https://git-lfs"
+MAX_BATCH = 32  # bounds peak memory when a caller hands over a long list
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
+_DTYPES: dict[str, type[np.generic]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic map from a text-image dot product to a [0, 1] score."""
+
+    center: float
+    slope: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.center) and math.isfinite(self.slope) and self.slope > 0):
+            raise ConfigurationError(
+                f"calibration needs a finite center and a positive slope, got {self}"
+            )
+
+
+# CLIP cosines between a query and a matching photo sit around 0.25-0.35, unrelated ones
+# around 0.1-0.2. SigLIP's sit lower and spread wider (its own learned bias puts p=0.5 near
+# 0.1 for full captions; short queries score below that).
+DEFAULT_CALIBRATION: dict[Family, Calibration] = {
+    "clip": Calibration(center=0.2, slope=30.0),
+    "siglip": Calibration(center=0.08, slope=40.0),
+}
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """A validated model directory: its parsed configuration files and where the rest lie."""
+
+    path: Path
+    model_id: str
+    family: Family
+    config: dict[str, Any]
+    preprocess_cfg: dict[str, Any]
+    tokenizer_cfg: dict[str, Any]
+    calibration: Calibration | None
+
+    @property
+    def visual_model(self) -> Path:
+        return self.path / "visual" / "model.onnx"
+
+    @property
+    def textual_model(self) -> Path:
+        return self.path / "textual" / "model.onnx"
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.path / "textual" / "tokenizer.json"
+
+    @property
+    def text_cfg(self) -> dict[str, Any]:
+        text_cfg = self.config.get("text_cfg", {})
+        return text_cfg if isinstance(text_cfg, dict) else {}
+
+
+def load_model_dir(path: Path) -> ModelDir:
+    """Check that `path` holds a complete immich-layout model and parse its JSON files."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise ConfigurationError(f"model directory {path} does not exist; {FIX}")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise ConfigurationError(f"model directory {path} lacks {', '.join(missing)}; {FIX}")
+    for name in ("visual/model.onnx", "textual/model.onnx"):
+        with (path / name).open("rb") as head:
+            if head.read(len(LFS_POINTER)) == LFS_POINTER:
+                raise ConfigurationError(
+                    f"{path / name} is a Git LFS pointer, not the model; run `git lfs pull` "
+                    f"in {path}, or {FIX}"
+                )
+    config = _read_json(path / "config.json")
+    preprocess_cfg = _read_json(path / "visual" / "preprocess_cfg.json")
+    tokenizer_cfg: dict[str, Any] = {}
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins
+        if (path / "textual" / name).is_file():
+            tokenizer_cfg.update(_read_json(path / "textual" / name))
+    extra = _read_json(path / "viewfinder.json") if (path / "viewfinder.json").is_file() else {}
+
+    model_id = str(extra.get("model_id") or config.get("model_id") or path.resolve().name)
+    is_siglip = "siglip" in model_id.lower() or "init_logit_bias" in config
+    calibration = None
+    if "calibration" in extra:
+        cal = extra["calibration"]
+        try:
+            calibration = Calibration(float(cal["center"]), float(cal["slope"]))
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ConfigurationError(
+                f"{path / 'viewfinder.json'}: calibration must be "
+                f'{{"center": number, "slope": positive number}} ({exc})'
+            ) from exc
+    return ModelDir(
+        path=path,
+        model_id=model_id,
+        family="siglip" if is_siglip else "clip",
+        config=config,
+        preprocess_cfg=preprocess_cfg,
+        tokenizer_cfg=tokenizer_cfg,
+        calibration=calibration,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}; {FIX}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} should hold a JSON object; {FIX}")
+    return data
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """open_clip's image transform: resize (+ crop or pad), RGB, [0, 1], normalise, CHW."""
+
+    height: int
+    width: int
+    mean: np.ndarray
+    std: np.ndarray
+    resample: Image.Resampling
+    resize_mode: str
+    fill_color: tuple[int, int, int]
+
+    @classmethod
+    def from_config(
+        cls, cfg: dict[str, Any], fallback_size: int | None, source: Path
+    ) -> Preprocess:
+        """Build from a preprocess_cfg.json dict; `source` names the file in errors."""
+        try:
+            size: Any = cfg.get("size", fallback_size)
+            height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+            mean = np.asarray(cfg.get("mean", OPENAI_MEAN), np.float32).reshape(-1)
+            std = np.asarray(cfg.get("std", OPENAI_STD), np.float32).reshape(-1)
+            resample = Image.Resampling[str(cfg.get("interpolation", "bicubic")).upper()]
+            fill = cfg.get("fill_color", 0)
+            fill_rgb = (fill,) * 3 if isinstance(fill, int) else tuple(int(c) for c in fill)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ConfigurationError(
+                f"{source}: unusable preprocessing config ({exc}); {FIX}"
+            ) from exc
+        resize_mode = str(cfg.get("resize_mode", "shortest"))  # open_clip's default
+        if resize_mode not in RESIZE_MODES:
+            raise ConfigurationError(f"{source}: unsupported resize_mode {resize_mode!r}")
+        if height <= 0 or width <= 0 or mean.size not in (1, 3) or std.size not in (1, 3):
+            raise ConfigurationError(f"{source}: size, mean or std has the wrong shape")
+        if np.any(std == 0):
+            raise ConfigurationError(f"{source}: std must not contain zeros")
+        return cls(height, width, mean, std, resample, resize_mode, fill_rgb[:3])  # type: ignore[arg-type]
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        """One image as a normalised float32 (3, height, width) array."""
+        image = self._resize(image if image.mode == "RGB" else image.convert("RGB"))
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        return ((pixels - self.mean) / self.std).transpose(2, 0, 1).astype(np.float32)
+
+    def _resize(self, image: Image.Image) -> Image.Image:
+        th, tw = self.height, self.width
+        w, h = image.size
+        if self.resize_mode == "squash":
+            return image.resize((tw, th), resample=self.resample)
+        if self.resize_mode == "longest":  # fit inside, pad the rest with fill_color
+            scale = min(th / h, tw / w)
+            nw, nh = max(1, min(tw, round(w * scale))), max(1, min(th, round(h * scale)))
+            canvas = Image.new("RGB", (tw, th), self.fill_color)
+            canvas.paste(
+                image.resize((nw, nh), resample=self.resample), ((tw - nw) // 2, (th - nh) // 2)
+            )
+            return canvas
+        # "shortest": cover the target, then centre-crop (torchvision's Resize + CenterCrop).
+        if w * th <= h * tw:
+            nw, nh = tw, max(th, int(h * tw / w))
+        else:
+            nw, nh = max(tw, int(w * th / h)), th
+        if (nw, nh) != (w, h):
+            image = image.resize((nw, nh), resample=self.resample)
+        top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
+        return image.crop((left, top, left + tw, top + th))
+
+
+class TextTokenizer:
+    """Turns texts into fixed-length id rows the textual model expects."""
+
+    def __init__(self, model: ModelDir, context_length: int) -> None:
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(model.tokenizer_file))
+        except Exception as exc:  # tokenizers raises a bare Exception on malformed files
+            raise ConfigurationError(f"cannot load {model.tokenizer_file}: {exc}; {FIX}") from exc
+        # Padding or truncation saved in the file would fight ours; turn them off before sharing.
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self._tokenizer = tokenizer
+        self.context_length = context_length
+        self.bos_id = _first_id(tokenizer, START_TOKENS)
+        self.eos_id = _first_id(tokenizer, END_TOKENS)
+        self.mode: Literal["clip", "hf"] = "clip"
+        self.pad_id = 0  # open_clip pads CLIP text with zeros after the end token
+        if model.family == "siglip" or self.bos_id is None or self.eos_id is None:
+            self.mode = "hf"
+            self.pad_id = _special_id(tokenizer, model.tokenizer_cfg, "pad_token") or 0
+            self.eos_id = _special_id(tokenizer, model.tokenizer_cfg, "eos_token")
+        kwargs = model.text_cfg.get("tokenizer_kwargs") or {}
+        self.clean = "whitespace"
+        if isinstance(kwargs, dict) and kwargs.get("clean") == "canonicalize":
+            self.clean = "canonicalize"
+        elif model.family == "siglip":
+            self.clean = "lower"
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, context_length) int64 token ids."""
+        cleaned = [self._clean(text) for text in texts]
+        special = self.mode == "hf"
+        encodings = self._tokenizer.encode_batch(cleaned, add_special_tokens=special)
+        out = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids = self._frame(list(encoding.ids))
+            out[row, : len(ids)] = ids
+        return out
+
+    def _frame(self, ids: list[int]) -> list[int]:
+        n = self.context_length
+        if self.mode == "clip":
+            assert self.bos_id is not None and self.eos_id is not None
+            ids = [self.bos_id, *ids[: n - 2], self.eos_id]
+        elif len(ids) > n:
+            ended = self.eos_id is not None and ids[-1] == self.eos_id
+            ids = ids[: n - 1] + [ids[-1]] if ended else ids[:n]
+        return ids
+
+    def _clean(self, text: str) -> str:
+        if self.clean == "canonicalize":
+            text = text.translate(_PUNCTUATION).lower()
+        elif self.clean == "lower":
+            text = text.lower()
+        return " ".join(text.split())
+
+
+def _first_id(tokenizer: Any, names: Sequence[str]) -> int | None:
+    for name in names:
+        token_id = tokenizer.token_to_id(name)
+        if token_id is not None:
+            return int(token_id)
+    return None
+
+
+def _special_id(tokenizer: Any, cfg: dict[str, Any], key: str) -> int | None:
+    token = cfg.get(key)
+    if isinstance(token, dict):  # AddedToken serialised as {"content": ...}
+        token = token.get("content")
+    if isinstance(token, str):
+        return _first_id(tokenizer, [token])
+    return None
+
+
+@dataclass(frozen=True)
+class _Tower:
+    """One ONNX graph with one input and one embedding output."""
+
+    session: InferenceSession
+    input: TensorInfo
+    output: TensorInfo
+    path: Path
+
+    @classmethod
+    def open(cls, session: InferenceSession, path: Path) -> _Tower:
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or not outputs:
+            raise ConfigurationError(
+                f"{path} should take one input and give an embedding, "
+                f"has inputs {[i.name for i in inputs]}; {FIX}"
+            )
+        if inputs[0].type not in _DTYPES:
+            raise ConfigurationError(f"{path}: unsupported input type {inputs[0].type}")
+        return cls(session, inputs[0], outputs[0], path)
+
+    @property
+    def batch_size(self) -> int | None:
+        first = self.input.shape[0] if self.input.shape else None
+        return first if isinstance(first, int) and first > 0 else None
+
+    def static_dim(self, axis: int, of: Literal["input", "output"]) -> int | None:
+        shape = (self.input if of == "input" else self.output).shape
+        size = shape[axis] if -len(shape) <= axis < len(shape) else None
+        return size if isinstance(size, int) and size > 0 else None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Run `batch` in chunks the graph accepts; (n, d) float32, not normalised."""
+        n = len(batch)
+        step = self.batch_size or MAX_BATCH
+        batch = batch.astype(_DTYPES[self.input.type], copy=False)
+        parts = []
+        for start in range(0, n, step):
+            chunk = batch[start : start + step]
+            short = step - len(chunk) if self.batch_size else 0
+            if short:  # a static batch dimension: pad with copies, drop their outputs
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
+            out = self.session.run([self.output.name], {self.input.name: chunk})[0]
+            parts.append(np.asarray(out, dtype=np.float32).reshape(len(chunk), -1)[: step - short])
+        return np.concatenate(parts)
+
+
+class OnnxClipEmbedder:
+    """Image and text embeddings from an immich-layout CLIP/SigLIP model directory."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        calibration: tuple[float, float] | None = None,
+        session_factory: SessionFactory | None = None,
+    ) -> None:
+        self._model = model = load_model_dir(model_dir)
+        factory = session_factory or partial(
+            create_session,
+            providers=providers,
+            intra_op_threads=intra_op_threads,
+            inter_op_threads=inter_op_threads,
+            hint=f"the model directory {model.path} looks corrupt; {FIX}",
+        )
+        self._visual = _Tower.open(factory(model.visual_model), model.visual_model)
+        self._textual = _Tower.open(factory(model.textual_model), model.textual_model)
+        self._dim = self._check_dim()
+        self._preprocess = Preprocess.from_config(
+            model.preprocess_cfg,
+            (model.config.get("vision_cfg") or {}).get("image_size"),
+            model.path / "visual" / "preprocess_cfg.json",
+        )
+        self._check_image_size()
+        self._tokenizer = TextTokenizer(model, self._context_length())
+        if calibration is not None:
+            self._calibration = Calibration(float(calibration[0]), float(calibration[1]))
+        else:
+            self._calibration = model.calibration or DEFAULT_CALIBRATION[model.family]
+        logger.info(
+            "loaded %s model %s from %s (dim %d)",
+            model.family,
+            model.model_id,
+            model.path,
+            self._dim,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def family(self) -> Family:
+        return self._model.family
+
+    @property
+    def calibration(self) -> Calibration:
+        return self._calibration
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        return self._tokenizer
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self._preprocess
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, one per image."""
+        if not images:
+            return np.zeros((0, self._dim), np.float32)
+        pixels = np.stack([self._preprocess(image) for image in images])
+        return self._finish(self._visual(pixels), self._visual.path)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, one per text."""
+        if not texts:
+            return np.zeros((0, self._dim), np.float32)
+        return self._finish(self._textual(self._tokenizer(texts)), self._textual.path)
+
+    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
+        """Scores in [0, 1], monotonic in the dot product."""
+        return logistic(similarities, self._calibration.center, self._calibration.slope)
+
+    def _finish(self, vectors: np.ndarray, path: Path) -> np.ndarray:
+        if vectors.shape[1] != self._dim:
+            raise ConfigurationError(
+                f"{path} produced {vectors.shape[1]}-d vectors, expected {self._dim}; {FIX}"
+            )
+        return l2_normalize(vectors)
+
+    def _check_dim(self) -> int:
+        model = self._model
+        configured = model.config.get("embed_dim")
+        if configured is not None and not isinstance(configured, int):
+            raise ConfigurationError(f"{model.path / 'config.json'}: embed_dim must be an integer")
+        for tower in (self._visual, self._textual):
+            found = tower.static_dim(-1, "output")
+            if found is not None and configured is not None and found != configured:
+                raise ConfigurationError(
+                    f"{tower.path} outputs {found}-d vectors but {model.path / 'config.json'} "
+                    f"says embed_dim {configured}; {FIX}"
+                )
+            configured = configured if configured is not None else found
+        if not isinstance(configured, int) or configured <= 0:
+            raise ConfigurationError(
+                f"{model.path / 'config.json'} lacks embed_dim and the ONNX output is dynamic"
+            )
+        return configured
+
+    def _check_image_size(self) -> None:
+        expected = (self._visual.static_dim(2, "input"), self._visual.static_dim(3, "input"))
+        got = (self._preprocess.height, self._preprocess.width)
+        if all(e is not None for e in expected) and expected != got:
+            raise ConfigurationError(
+                f"{self._visual.path} expects {expected[0]}x{expected[1]} images but "
+                f"{self._model.path / 'visual' / 'preprocess_cfg.json'} resizes to "
+                f"{got[0]}x{got[1]}; {FIX}"
+            )
+
+    def _context_length(self) -> int:
+        configured = int(self._model.text_cfg.get("context_length", 77))
+        static = self._textual.static_dim(1, "input")
+        if static is not None and static != configured:
+            logger.warning(
+                "%s takes %d tokens, config.json says %d; using %d",
+                self._textual.path,
+                static,
+                configured,
+                static,
+            )
+            return static
+        return configured
