@@ -1,17 +1,17 @@
 """One exception tree for the whole library; `api/` turns it into HTTP in one place.
 
-    ViewfinderError                 500 server_error
-    ├── ValidationError             400 validation_error
-    │   ├── PayloadTooLarge         413 validation_error
-    │   └── UnsupportedMediaType    415 validation_error
-    ├── AuthenticationError         401 authentication_error
-    ├── PermissionDenied            403 permission_error
-    ├── NotFound                    404 not_found_error
-    ├── RateLimited                 429 rate_limit_error
-    ├── ServerError                 500 server_error
-    │   └── Unavailable             503 server_error
-    ├── ConfigurationError          500 server_error  (bad settings, missing model...)
-    └── FetchError                  400 validation_error  (an image URL could not be fetched)
+ViewfinderError                 500 server_error
+├── ValidationError             400 validation_error
+│   ├── PayloadTooLarge         413 validation_error
+│   └── UnsupportedMediaType    415 validation_error
+├── AuthenticationError         401 authentication_error
+├── PermissionDenied            403 permission_error
+├── NotFound                    404 not_found_error
+├── RateLimited                 429 rate_limit_error
+├── ServerError                 500 server_error
+│   └── Unavailable             503 server_error
+├── ConfigurationError          500 server_error  (bad settings, missing model...)
+└── FetchError                  400 validation_error  (an image URL could not be fetched)
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ def test_request_id_echoed_or_made(client: TestClient, auth: dict[str, str]) -> 
     assert client.get("/v1/images/missing", headers=auth).headers["x-request-id"]
 
 
-def test_rate_limit_headers_present_without_limits(client: TestClient, auth: dict[str, str]) -> None:
+def test_rate_limit_headers_present_without_limits(
+    client: TestClient, auth: dict[str, str]
+) -> None:
     r = client.get("/v1/images", headers=auth)
     for name in (
         "x-ratelimit-requests-limit",

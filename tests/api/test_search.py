@@ -34,7 +34,13 @@ def test_search_ranks_and_scores(
     scores = [h["score"] for h in results]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
-    assert set(results[0]) == {"image_id", "image_url", "image_metadata", "upload_timestamp", "score"}
+    assert set(results[0]) == {
+        "image_id",
+        "image_url",
+        "image_metadata",
+        "upload_timestamp",
+        "score",
+    }
 
 
 def test_max_results_and_threshold(
@@ -53,7 +59,9 @@ def test_max_results_and_threshold(
 
 def test_only_indexed_images_are_searched(client: TestClient, auth: dict[str, str]) -> None:
     client.post(
-        "/v1/images/upload", headers=auth, files=[("images", ("r.png", png_bytes((255, 0, 0)), "image/png"))]
+        "/v1/images/upload",
+        headers=auth,
+        files=[("images", ("r.png", png_bytes((255, 0, 0)), "image/png"))],
     )
     assert client.post("/v1/images/search", headers=auth, json={"query": "red"}).json() == {
         "results": []

@@ -85,9 +85,7 @@ def test_bad_metadata_json_is_400(client: TestClient, auth: dict[str, str]) -> N
     assert r.json()["error"]["param"] == "metadata"
 
 
-def test_request_over_the_size_cap_is_413(
-    settings, service, api_key: str
-) -> None:
+def test_request_over_the_size_cap_is_413(settings, service, api_key: str) -> None:
     from viewfinder.api.app import create_app
 
     small = settings.model_copy(update={"max_request_bytes": 10_000})

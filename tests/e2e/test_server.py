@@ -93,7 +93,9 @@ def test_sigkill_mid_indexing_loses_nothing(tmp_path: Path) -> None:
                 r = httpx.post(
                     f"{server.url}/v1/images/upload",
                     headers=headers,
-                    files=[("images", (f"{n}.png", png_bytes((n % 256, n // 256, 7)), "image/png"))],
+                    files=[
+                        ("images", (f"{n}.png", png_bytes((n % 256, n // 256, 7)), "image/png"))
+                    ],
                     timeout=10,
                 )
             except httpx.HTTPError:

@@ -8,7 +8,12 @@ from viewfinder.api.ratelimit import RateLimiter, RateLimitExceeded, parse_limit
 from viewfinder.domain.keys import KeyRing, hash_key
 from viewfinder.domain.service import ImageService
 from viewfinder.domain.signing import UrlSigner, load_or_create_secret
-from viewfinder.errors import AuthenticationError, ConfigurationError, PermissionDenied, ValidationError
+from viewfinder.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    PermissionDenied,
+    ValidationError,
+)
 
 
 def test_keys_are_stored_hashed(service: ImageService) -> None:

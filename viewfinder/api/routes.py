@@ -57,7 +57,9 @@ def _parse_upload_metadata(raw: str | None) -> schemas.UploadMetadata:
         ) from exc
 
 
-@router.post("/images/upload", response_model=schemas.UploadResponse, response_model_exclude_none=True)
+@router.post(
+    "/images/upload", response_model=schemas.UploadResponse, response_model_exclude_none=True
+)
 async def upload_images(
     request: Request,
     images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,

@@ -44,6 +44,8 @@ class UrlSigner:
     def verify(self, image_id: str, expires: int, signature: str, now: float | None = None) -> None:
         """Raise PermissionDenied for a tampered or expired URL."""
         if not hmac.compare_digest(self._mac(image_id, expires), signature):
-            raise PermissionDenied("invalid image URL signature; get a fresh image_url from the API")
+            raise PermissionDenied(
+                "invalid image URL signature; get a fresh image_url from the API"
+            )
         if expires < (now or time.time()):
             raise PermissionDenied("image URL expired; get a fresh image_url from the API")

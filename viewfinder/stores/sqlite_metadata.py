@@ -172,9 +172,18 @@ class SqliteMetadataStore:
                 conn.execute(
                     f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        r.image_id, r.tenant, int(r.status), r.upload_timestamp,
-                        json.dumps(r.metadata), r.sha256, r.content_type, r.size_bytes,
-                        r.width, r.height, r.error, r.source_url,
+                        r.image_id,
+                        r.tenant,
+                        int(r.status),
+                        r.upload_timestamp,
+                        json.dumps(r.metadata),
+                        r.sha256,
+                        r.content_type,
+                        r.size_bytes,
+                        r.width,
+                        r.height,
+                        r.error,
+                        r.source_url,
                     ),
                 )
                 if r.status == IndexingStatus.QUEUED:
@@ -230,9 +239,7 @@ class SqliteMetadataStore:
     def sha_in_use(self, sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
 
-    def count_images(
-        self, status: IndexingStatus | None = None, tenant: str | None = None
-    ) -> int:
+    def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
         clauses, params = [], []
         if status is not None:
             clauses.append("status = ?")
@@ -263,7 +270,12 @@ class SqliteMetadataStore:
                     (now + lease_s, r["image_id"]),
                 )
         return [
-            Job(image_id=r["image_id"], tenant=r["tenant"], sha256=r["sha256"], attempts=r["attempts"])
+            Job(
+                image_id=r["image_id"],
+                tenant=r["tenant"],
+                sha256=r["sha256"],
+                attempts=r["attempts"],
+            )
             for r in rows
         ]
 

@@ -19,9 +19,18 @@ def store(tmp_path: Path) -> SqliteMetadataStore:
     return s
 
 
-def rec(image_id: str, status: IndexingStatus = IndexingStatus.QUEUED, ts: float = 1.0, tenant: str = "t") -> ImageRecord:
+def rec(
+    image_id: str,
+    status: IndexingStatus = IndexingStatus.QUEUED,
+    ts: float = 1.0,
+    tenant: str = "t",
+) -> ImageRecord:
     return ImageRecord(
-        image_id=image_id, tenant=tenant, status=status, upload_timestamp=ts, sha256="a" * 64,
+        image_id=image_id,
+        tenant=tenant,
+        status=status,
+        upload_timestamp=ts,
+        sha256="a" * 64,
         metadata={"k": image_id},
     )
 

@@ -1,0 +1,36 @@
+"""The command group and what every command shares (settings from options, error exit)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from ..config import Settings
+from ..errors import ViewfinderError
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings from the environment, with command-line options taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def fail(exc: ViewfinderError) -> NoReturn:
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(2)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Data directory [env VIEWFINDER_DATA_DIR; default ./viewfinder-data].",
+)
+
+
+@click.group()
+@click.version_option(package_name="viewfinder")
+def cli() -> None:
+    """Viewfinder: self-hosted natural-language image search."""
