@@ -34,3 +34,21 @@ data_dir_option = click.option(
 @click.version_option(package_name="viewfinder")
 def cli() -> None:
     """Viewfinder: self-hosted natural-language image search."""
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as the README shows it."""
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default is None else f"`{default}`"
+        if default in ({}, []):
+            shown = "none"
+        rows.append(f"| `VIEWFINDER_{name.upper()}` | {shown} | {field.description or ''} |")
+    return "\n".join(rows)
+
+
+@cli.command("settings")
+def settings_command() -> None:
+    """Print every setting (VIEWFINDER_* variable) as a Markdown table."""
+    click.echo(settings_table())

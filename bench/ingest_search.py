@@ -1,0 +1,162 @@
+"""End-to-end benchmark: ingest throughput over HTTP and search latency at 10,000 vectors.
+
+    python bench/ingest_search.py [--model builtin] [--images 200] [--vectors 10000]
+
+Starts a real `viewfinder serve` process. Ingest: uploads images (coco_mini when present,
+else generated photos-like noise) in requests of 16 from 4 client threads and times until
+every one is indexed. Search: seeds the store up to --vectors indexed images (random unit
+vectors, inserted through the store protocols), then times --queries searches over HTTP.
+Prints the figures and writes bench/results/ingest_search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import Server, cli  # noqa: E402
+from viewfinder.bootstrap import build_service  # noqa: E402
+from viewfinder.config import Settings  # noqa: E402
+from viewfinder.domain.records import ImageRecord, IndexingStatus  # noqa: E402
+from viewfinder.embedders.base import l2_normalize  # noqa: E402
+
+COCO = ROOT.parent / "shared" / "data" / "coco_mini" / "images"
+QUERIES = [
+    "a dog playing in the snow", "a red car parked at night", "people eating pizza",
+    "a cat on a sofa", "a man riding a surfboard", "a plate of food", "a city street",
+    "a train at a station", "an airplane in the sky", "a kitchen with a stove",
+]
+
+
+def photos(n: int) -> list[bytes]:
+    files = sorted(COCO.glob("*.jpg")) if COCO.exists() else []
+    if files:
+        return [files[i % len(files)].read_bytes() for i in range(n)]
+    out = []
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.effect_noise((640, 480), 10 + i % 50).convert("RGB").save(buf, "JPEG")
+        out.append(buf.getvalue())
+    return out
+
+
+def wait_all_indexed(url: str, headers: dict[str, str], total: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        s = httpx.get(f"{url}/v1/status", headers=headers).json()
+        if s["indexed"] + s["failed"] >= total:
+            return
+        time.sleep(0.1)
+    raise SystemExit("indexing did not finish in time")
+
+
+def seed_vectors(settings: Settings, tenant: str, count: int) -> None:
+    service = build_service(settings)
+    service.start()
+    have = service.metadata.count_images(IndexingStatus.INDEXED, tenant)
+    need = max(0, count - have)
+    rng = np.random.default_rng(0)
+    for start in range(0, need, 1000):
+        n = min(1000, need - start)
+        ids = [str(uuid.uuid4()) for _ in range(n)]
+        records = [
+            ImageRecord(image_id=i, tenant=tenant, status=IndexingStatus.INDEXED,
+                        upload_timestamp=time.time(), metadata={"seeded": True})
+            for i in ids
+        ]
+        service.metadata.insert_images(records)
+        vectors = l2_normalize(rng.standard_normal((n, service.embedder.dim)))
+        service.vectors.upsert(ids, [tenant] * n, vectors)
+    service.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=os.environ.get("VIEWFINDER_MODEL", "builtin"))
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--vectors", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest_search.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        env = {"VIEWFINDER_MODEL": args.model, "VIEWFINDER_LOG_LEVEL": "warning"}
+        key = cli(data_dir, "keys", "create", "bench", env=env).strip()
+        headers = {"X-Api-Key": key}
+        payloads = photos(args.images)
+        batches = [payloads[i : i + 16] for i in range(0, len(payloads), 16)]
+
+        def send(batch: list[bytes]) -> None:
+            files = [("images", (f"{n}.jpg", b, "image/jpeg")) for n, b in enumerate(batch)]
+            r = httpx.post(f"{url}/v1/images/upload", headers=headers, files=files, timeout=120)
+            r.raise_for_status()
+
+        with Server(data_dir, env) as server:
+            url = server.url
+            send(batches[0][:1])  # warm up the model and the connection
+            wait_all_indexed(url, headers, 1, 300)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(send, batches))
+            uploaded = time.perf_counter() - started
+            wait_all_indexed(url, headers, args.images + 1, 3600)
+            ingest_s = time.perf_counter() - started
+
+        settings = Settings(data_dir=data_dir, model=args.model)
+        seed_vectors(settings, "bench", args.vectors)
+
+        with Server(data_dir, env) as server:
+            url = server.url
+            with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+                for q in QUERIES:  # warm-up
+                    client.post("/v1/images/search", json={"query": q})
+                latencies = []
+                for n in range(args.queries):
+                    t = time.perf_counter()
+                    r = client.post(
+                        "/v1/images/search", json={"query": QUERIES[n % len(QUERIES)], "max_results": 10}
+                    )
+                    latencies.append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+                status = client.get("/v1/status").json()
+
+    lat = sorted(latencies)
+    result = {
+        "model": status["model_id"],
+        "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "ingest_images": args.images,
+        "ingest_upload_s": round(uploaded, 2),
+        "ingest_to_indexed_s": round(ingest_s, 2),
+        "ingest_images_per_s": round(args.images / ingest_s, 2),
+        "indexed_vectors": status["indexed"],
+        "search_queries": args.queries,
+        "search_p50_ms": round(statistics.median(lat), 2),
+        "search_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 2),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for k, v in result.items():
+        print(f"{k:>22}: {v}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
