@@ -120,7 +120,7 @@ def list_images(
 ) -> schemas.ImageList:
     """The caller's images, newest first."""
     key = caller(request, "list")
-    records = context(request).service.list(key.tenant, limit, offset)
+    records = context(request).service.list_images(key.tenant, limit, offset)
     return schemas.ImageList(results=[_image_object(request, r) for r in records])
 
 

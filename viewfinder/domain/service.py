@@ -156,7 +156,7 @@ class ImageService:
             raise NotFound(f"image {image_id} not found", param="image_id")
         return record
 
-    def list(self, tenant: str, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
+    def list_images(self, tenant: str, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
         """The tenant's images, newest first."""
         return self.metadata.list_images(tenant, limit, offset)
 

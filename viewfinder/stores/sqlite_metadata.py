@@ -240,7 +240,8 @@ class SqliteMetadataStore:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if status is not None:
             clauses.append("status = ?")
             params.append(int(status))
