@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.ingest import IngestLimits
 from .domain.service import ImageService
+from .domain.spaces import SpaceHooks
 from .embedders.base import Embedder
 from .embedders.factory import load_embedder
 from .indexing.worker import WorkerOptions
-from .stores.factory import open_stores
+from .stores.factory import open_stores, open_vectors, promote_vectors
 
 
 def build_service(settings: Settings, embedder: Embedder | None = None) -> ImageService:
@@ -23,6 +26,12 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Image
         )
     )
     limits = IngestLimits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
+    vector_url = settings.resolved_vector_url()
+    hooks = SpaceHooks(
+        open_index=lambda shadow: open_vectors(vector_url, shadow=shadow),
+        promote=lambda: promote_vectors(vector_url),
+        load_embedder=lambda spec: load_embedder(settings.model_copy(update={"model": spec})),
+    )
     return ImageService(
         metadata,
         blobs,
@@ -30,7 +39,15 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Image
         embedder if embedder is not None else load_embedder(settings),
         fetcher,
         limits,
+        model_spec=_model_spec(settings.model),
+        hooks=hooks,
     )
+
+
+def _model_spec(model: str) -> str:
+    """The model setting in a form that loads again from any directory."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else model
 
 
 def worker_options(settings: Settings) -> WorkerOptions:

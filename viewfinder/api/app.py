@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from .. import __version__
 from ..config import Settings
@@ -20,6 +19,7 @@ from .errors import install_error_handlers
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .routes import files_router, router
+from .web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,7 @@ def create_app(
     # The hosted API once served the same routes without /v1.
     app.include_router(router, include_in_schema=False)
     app.include_router(files_router)
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    install_web(app, settings)
 
     app.add_middleware(EdgeMiddleware, max_request_bytes=settings.max_request_bytes)
     return app

@@ -15,6 +15,7 @@ from ..domain.service import SearchRequest
 from ..errors import PayloadTooLarge, ValidationError
 from . import schemas
 from .deps import caller, context, image_url
+from .web import discard_thumbnails
 
 router = APIRouter(tags=["images"])
 files_router = APIRouter(tags=["files"])
@@ -33,6 +34,7 @@ def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
         content_type=r.content_type,
         size_bytes=r.size_bytes,
         error=r.error,
+        sha256=r.sha256,
     )
 
 
@@ -137,7 +139,8 @@ def get_image(request: Request, image_id: str) -> schemas.ImageObject:
 def delete_image(request: Request, image_id: str) -> schemas.DeleteResponse:
     """Delete an image from storage, listing and search."""
     key = caller(request, "delete")
-    context(request).service.delete(key.tenant, image_id)
+    record = context(request).service.delete(key.tenant, image_id)
+    discard_thumbnails(request, record)
     return schemas.DeleteResponse(status="success", message=f"image {image_id} deleted")
 
 
@@ -175,8 +178,19 @@ def status(request: Request) -> schemas.StatusResponse:
     """Extension: the model in use and the caller's images per indexing status."""
     key = caller(request, "status")
     s = context(request).service.queue_status(key.tenant)
+    switch = None
+    if s.switch is not None:
+        p = s.switch
+        switch = schemas.SwitchStatus(
+            from_model=p.from_model, to_model=p.to_model, done=p.done, total=p.total
+        )
     return schemas.StatusResponse(
-        model_id=s.model_id, stored=s.stored, queued=s.queued, indexed=s.indexed, failed=s.failed
+        model_id=s.model_id,
+        stored=s.stored,
+        queued=s.queued,
+        indexed=s.indexed,
+        failed=s.failed,
+        switch=switch,
     )
 
 

@@ -55,6 +55,7 @@ class ImageObject(BaseModel):
     content_type: str | None = None
     size_bytes: int = 0
     error: str | None = None
+    sha256: str | None = Field(None, description="Extension: SHA-256 of the original bytes.")
 
 
 class ImageList(BaseModel):
@@ -90,6 +91,15 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
 
 
+class SwitchStatus(BaseModel):
+    """A model switch in progress: images re-embedded so far (all tenants)."""
+
+    from_model: str
+    to_model: str
+    done: int
+    total: int
+
+
 class StatusResponse(BaseModel):
     """Extension: indexing progress of the caller's tenant."""
 
@@ -98,6 +108,7 @@ class StatusResponse(BaseModel):
     queued: int
     indexed: int
     failed: int
+    switch: SwitchStatus | None = None
 
 
 class ErrorDetail(BaseModel):

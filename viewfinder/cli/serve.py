@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -82,3 +83,54 @@ def reindex(data_dir: Path | None, model: str | None) -> None:
         f"queued {count} images for re-embedding with {service.embedder.model_id}; "
         "`viewfinder serve` indexes them"
     )
+
+
+@cli.command()
+@data_dir_option
+@click.option("--server", default=None, help="Ask a running server instead (its base URL).")
+@click.option("--api-key", envvar="VIEWFINDER_API_KEY", default=None, help="Key for --server.")
+def status(data_dir: Path | None, server: str | None, api_key: str | None) -> None:
+    """Show the model, image counts and the progress of a model switch."""
+    if server:
+        import httpx
+
+        r = httpx.get(f"{server.rstrip('/')}/v1/status", headers={"X-Api-Key": api_key or ""})
+        if r.status_code != 200:
+            click.echo(f"error: {r.json().get('error', {}).get('message', r.text)}", err=True)
+            sys.exit(2)
+        body = r.json()
+    else:
+        from ..domain.records import IndexingStatus
+        from ..stores.factory import open_metadata, open_vectors
+
+        settings = settings_from(data_dir=data_dir)
+        try:
+            store = open_metadata(settings.resolved_database_url())
+            store.migrate()
+            active = open_vectors(settings.resolved_vector_url())
+            shadow = open_vectors(settings.resolved_vector_url(), shadow=True)
+        except ViewfinderError as exc:
+            fail(exc)
+        model, target = active.stored_model(), shadow.stored_model()
+        counts = {s.label: store.count_images(s) for s in IndexingStatus}
+        body = {"model_id": model.model_id if model else settings.model, **counts, "switch": None}
+        if target is not None and model is not None and target.model_id != model.model_id:
+            shadow.open(target.model_id, target.dim)
+            body["switch"] = {
+                "from_model": model.model_id,
+                "to_model": target.model_id,
+                "done": min(shadow.count(), counts["indexed"]),
+                "total": counts["indexed"],
+            }
+        for closable in (store, active, shadow):
+            closable.close()
+    click.echo(f"model    {body['model_id']}")
+    for name in ("stored", "queued", "indexed", "failed"):
+        click.echo(f"{name:<8} {body[name]}")
+    sw = body.get("switch")
+    if sw:
+        pct = 100 * sw["done"] / sw["total"] if sw["total"] else 100
+        click.echo(
+            f"switch   {sw['from_model']} -> {sw['to_model']}: {sw['done']}/{sw['total']} "
+            f"re-embedded ({pct:.0f}%); searches use the old model until it completes"
+        )

@@ -20,6 +20,7 @@ from ..stores.base import BlobStore, MetadataStore, VectorIndex
 from .fetch import UrlFetcher
 from .ingest import IngestLimits, inspect_image
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
+from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class QueueStatus:
     indexed: int
     failed: int
     model_id: str
+    switch: SwitchProgress | None = None
 
 
 class ImageService:
@@ -59,22 +61,37 @@ class ImageService:
         fetcher: UrlFetcher,
         limits: IngestLimits,
         *,
+        model_spec: str = "",
+        hooks: SpaceHooks | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
-        self.vectors = vectors
-        self.embedder = embedder
+        self.spaces = VectorSpaces(vectors, embedder, model_spec, hooks)
         self.fetcher = fetcher
         self.limits = limits
         self._clock = clock
         self.queue_changed = threading.Event()
 
+    @property
+    def embedder(self) -> Embedder:
+        """The configured model: it embeds every new image."""
+        return self.spaces.embedder
+
+    @embedder.setter
+    def embedder(self, embedder: Embedder) -> None:
+        self.spaces.embedder = embedder
+
+    @property
+    def vectors(self) -> VectorIndex:
+        """The active vector index (the one searches read)."""
+        return self.spaces.active
+
     # life cycle
     def start(self, *, single_process: bool = True) -> None:
         """Migrate, load the vector index and repair what a crash may have left behind."""
         self.metadata.migrate()
-        self.vectors.open(self.embedder.model_id, self.embedder.dim)
+        self.spaces.open()
         if single_process:
             released = self.metadata.release_leases()
             if released:
@@ -85,12 +102,14 @@ class ImageService:
         """Make the vector index agree with the metadata after a crash."""
         indexed = self.metadata.image_ids_with_status(IndexingStatus.INDEXED)
         queued = self.metadata.image_ids_with_status(IndexingStatus.QUEUED)
-        have = self.vectors.ids()
-        orphans = have - indexed - queued
-        if orphans:
-            log.info("dropping %d vectors of deleted images", len(orphans))
-            self.vectors.delete(sorted(orphans))
-        missing = indexed - have
+        for index in self.spaces.indexes():
+            orphans = index.ids() - indexed - queued
+            if orphans:
+                log.info("dropping %d vectors of deleted images", len(orphans))
+                index.delete(sorted(orphans))
+        if self.spaces.switch is not None:
+            return  # the switch re-embeds whatever the new index lacks
+        missing = indexed - self.vectors.ids()
         if missing:
             log.info("re-queuing %d indexed images whose vectors are missing", len(missing))
             self.metadata.requeue(sorted(missing), self._clock())
@@ -99,7 +118,8 @@ class ImageService:
     def close(self) -> None:
         """Release the stores."""
         self.fetcher.close()
-        for store in (self.vectors, self.blobs, self.metadata):
+        self.spaces.close()
+        for store in (self.blobs, self.metadata):
             store.close()
 
     # upload
@@ -178,7 +198,9 @@ class ImageService:
         record = self.metadata.delete_image(tenant, image_id)
         if record is None:
             raise NotFound(f"image {image_id} not found", param="image_id")
-        self.vectors.delete([image_id])
+        with self.spaces.lock:
+            for index in self.spaces.indexes():
+                index.delete([image_id])
         if record.sha256 and not self.metadata.sha_in_use(record.sha256):
             self.blobs.delete(record.sha256)
         return record
@@ -189,17 +211,23 @@ class ImageService:
         query = request.query.strip()
         if not query:
             raise ValidationError("query must not be empty", param="query")
-        qvec = self.embedder.embed_texts([query])[0]
+        embedder, index = self.spaces.query_space()
+        qvec = embedder.embed_texts([query])[0]
         if request.search_mode == "joined":
-            return self._joined_search(tenant, qvec, request)
-        found = self.vectors.search(tenant, qvec, request.max_results)
+            return self._joined_search(tenant, embedder, index, qvec, request)
+        found = index.search(tenant, qvec, request.max_results)
         if not found:
             return []
-        scores = self.embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        scores = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
         return self._hits(tenant, [i for i, _ in found], scores, request.threshold)
 
     def _joined_search(
-        self, tenant: str, qvec: np.ndarray, request: SearchRequest
+        self,
+        tenant: str,
+        embedder: Embedder,
+        index: VectorIndex,
+        qvec: np.ndarray,
+        request: SearchRequest,
     ) -> list[SearchHit]:
         # Rank a wide vision shortlist, then blend in the query's similarity to each
         # candidate's caption/metadata text, embedded by the same text tower.
@@ -210,17 +238,17 @@ class ImageService:
             raise ValidationError(
                 "image_weight and text_weight must be >= 0 and not both 0", param="image_weight"
             )
-        found = self.vectors.search(tenant, qvec, max(request.max_results * 5, 100))
+        found = index.search(tenant, qvec, max(request.max_results * 5, 100))
         if not found:
             return []
         ids = [i for i, _ in found]
         records = self.metadata.get_images(tenant, ids)
-        vision = self.embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        vision = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
         texts = [_metadata_text(records[i].metadata) if i in records else "" for i in ids]
         text_scores = np.zeros(len(ids), dtype=np.float32)
         with_text = [n for n, t in enumerate(texts) if t]
         if with_text:
-            tvecs = self.embedder.embed_texts([texts[n] for n in with_text])
+            tvecs = embedder.embed_texts([texts[n] for n in with_text])
             text_scores[with_text] = np.clip(tvecs @ qvec, 0.0, 1.0)
         blended = (image_w * vision + text_w * text_scores) / total
         order = np.argsort(-blended, kind="stable")[: request.max_results]
@@ -259,11 +287,12 @@ class ImageService:
             indexed=count(IndexingStatus.INDEXED),
             failed=count(IndexingStatus.FAILED),
             model_id=self.embedder.model_id,
+            switch=self.spaces.progress(self.metadata.count_images(IndexingStatus.INDEXED)),
         )
 
     def reindex_all(self) -> int:
         """Drop every vector and queue every stored, indexed or failed image again."""
-        self.vectors.reset(self.embedder.model_id, self.embedder.dim)
+        self.vectors.reset(self.embedder.model_id, self.embedder.dim, self.spaces.spec)
         ids: set[str] = set()
         for status in (IndexingStatus.INDEXED, IndexingStatus.QUEUED):
             ids |= self.metadata.image_ids_with_status(status)

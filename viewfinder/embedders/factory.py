@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..config import Settings
@@ -12,12 +13,13 @@ from .base import Embedder
 def load_embedder(settings: Settings) -> Embedder:
     """Return the embedder selected by `VIEWFINDER_MODEL`."""
     name = settings.model.strip()
-    if name == "fake" or name.startswith("fake:"):
+    fake = re.fullmatch(r"fake(\d*)(?::([0-9.]+))?", name)
+    if fake:
         from .fake import FakeEmbedder
 
-        # `fake:SECONDS` slows each image down, for crash tests
-        delay = name.partition(":")[2]
-        return FakeEmbedder(delay_s=float(delay) if delay else 0.0)
+        # `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down
+        dim = int(fake.group(1) or 32)
+        return FakeEmbedder(dim=dim, model_id=f"fake-{dim}", delay_s=float(fake.group(2) or 0))
     if name == "builtin":
         from .builtin import BuiltinEmbedder
 

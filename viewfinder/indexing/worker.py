@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from ..domain.ingest import decode_rgb
-from ..domain.records import Job
+from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
 from ..errors import ViewfinderError
 
@@ -79,21 +79,73 @@ class IndexingWorker:
                 self._fail(job, f"could not decode stored image: {exc}", final=False)
         if not decoded:
             return len(jobs)
+        images = [img for _, img in decoded]
+        switch = svc.spaces.switch
         try:
-            vectors = svc.embedder.embed_images([img for _, img in decoded])
+            vectors = svc.embedder.embed_images(images)
+            # during a model switch the old model embeds new images too, so searches find them
+            old = None
+            if switch is not None and switch.old_embedder is not None:
+                old = switch.old_embedder.embed_images(images)
         except Exception as exc:  # noqa: BLE001 - a model failure is retried, then reported
             log.exception("embedding a batch of %d images failed", len(decoded))
             for job, _ in decoded:
                 self._fail(job, f"embedding failed: {exc}", final=False)
             return len(jobs)
         ids = [job.image_id for job, _ in decoded]
-        svc.vectors.upsert(ids, [job.tenant for job, _ in decoded], vectors)
+        svc.spaces.write(ids, [job.tenant for job, _ in decoded], vectors, old, switch)
         done = svc.metadata.complete_jobs(ids)
         gone = [i for i in ids if i not in done]
         if gone:  # deleted while we embedded them
-            svc.vectors.delete(gone)
+            with svc.spaces.lock:
+                for index in svc.spaces.indexes():
+                    index.delete(gone)
         log.debug("indexed %d images", len(done))
         return len(jobs)
+
+    def reembed_once(self) -> int:
+        """During a model switch, re-embed one batch of indexed images into the new index.
+
+        Returns how many images it took; promotes the new index when nothing is left.
+        """
+        svc = self.service
+        spaces = svc.spaces
+        switch = spaces.switch
+        if switch is None:
+            return 0
+
+        def indexed() -> set[str]:
+            return svc.metadata.image_ids_with_status(IndexingStatus.INDEXED)
+
+        ids = spaces.claim_reembed(self.options.batch_size, indexed)
+        if not ids:
+            spaces.try_promote(
+                indexed, lambda: svc.metadata.count_images(IndexingStatus.QUEUED) == 0
+            )
+            return 0
+        good: list[tuple[str, str, Image.Image]] = []
+        skipped: list[str] = []
+        for image_id in ids:
+            record = svc.metadata.find_image(image_id)
+            if record is None or record.sha256 is None:
+                skipped.append(image_id)
+                continue
+            try:
+                job = Job(image_id, record.tenant, record.sha256, 0)
+                good.append((image_id, record.tenant, self._decode(job)))
+            except Exception as exc:  # noqa: BLE001 - one bad image must not stall the switch
+                log.warning("image %s can't be re-embedded: %s", image_id, exc)
+                skipped.append(image_id)
+        try:
+            vectors = svc.embedder.embed_images([img for _, _, img in good])
+        except Exception:
+            spaces.release_reembed(switch, [i for i, _, _ in good])
+            spaces.finish_reembed(switch, [], [], None, skipped)
+            raise
+        spaces.finish_reembed(
+            switch, [i for i, _, _ in good], [t for _, t, _ in good], vectors, skipped
+        )
+        return len(ids)
 
     def _fail(self, job: Job, reason: str, *, final: bool) -> None:
         attempts = 1 if final else self.options.max_attempts
@@ -106,7 +158,7 @@ class IndexingWorker:
         """Process batches until `stop()`; sleep while the queue is empty."""
         while not self._stop.is_set():
             try:
-                claimed = self.run_once()
+                claimed = self.run_once() or self.reembed_once()
             except Exception:  # noqa: BLE001 - keep the worker alive through store hiccups
                 log.exception("indexing batch failed; retrying")
                 claimed = 0

@@ -6,6 +6,7 @@ Concrete backends live beside this module; only `stores.factory` knows them by n
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -77,10 +78,22 @@ class BlobStore(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredModel:
+    """Which model built a vector index: its id, dimension and how to load it again."""
+
+    model_id: str
+    dim: int
+    spec: str = ""  # the VIEWFINDER_MODEL value that loads it ("" when unknown)
+
+
 class VectorIndex(Protocol):
     """Unit-length float32 vectors keyed by image id, partitioned by tenant."""
 
-    def open(self, model_id: str, dim: int) -> None:
+    def stored_model(self) -> StoredModel | None:
+        """The model recorded in the index, without loading its vectors (None when new)."""
+
+    def open(self, model_id: str, dim: int, spec: str = "") -> None:
         """Load the index; refuse (ConfigurationError) vectors from another model."""
 
     @property
@@ -96,7 +109,7 @@ class VectorIndex(Protocol):
 
     def ids(self) -> set[str]: ...
     def count(self) -> int: ...
-    def reset(self, model_id: str, dim: int) -> None:
+    def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         """Drop every vector and record a new model."""
 
     def close(self) -> None: ...

@@ -6,6 +6,7 @@ reported as indexed; at start the whole file is loaded into memory.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -14,6 +15,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigurationError, ValidationError
+from .base import StoredModel
+
+
+def shadow_path(path: Path) -> Path:
+    """Where the vectors of a model being switched to are built, beside the active file."""
+    return path.with_name(f"{path.stem}.next{path.suffix}")
+
+
+def promote(path: Path) -> None:
+    """Atomically replace the active index file with the shadow one (both closed)."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.replace(shadow_path(path), path)
 
 
 class _Partition:
@@ -91,17 +105,26 @@ class ExactVectorIndex:
     def _meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
 
-    def open(self, model_id: str, dim: int) -> None:
+    def stored_model(self) -> StoredModel | None:
+        with self._lock:
+            meta = self._meta()
+        if "model_id" not in meta:
+            return None
+        return StoredModel(meta["model_id"], int(meta["dim"]), meta.get("spec", ""))
+
+    def open(self, model_id: str, dim: int, spec: str = "") -> None:
         with self._lock:
             meta = self._meta()
             if not meta:
-                self._write_meta(model_id, dim)
+                self._write_meta(model_id, dim, spec)
             elif meta["model_id"] != model_id or int(meta["dim"]) != dim:
                 raise ConfigurationError(
                     f"the vector index {self.path} holds vectors of model {meta['model_id']} "
                     f"(dim {meta['dim']}), not {model_id} (dim {dim}); run `viewfinder reindex` "
                     "to re-embed every image with the new model, or select the old model again"
                 )
+            elif spec and meta.get("spec") != spec:
+                self._write_meta(model_id, dim, spec)
             self._model_id, self._dim = model_id, dim
             self._parts.clear()
             self._tenant_of.clear()
@@ -110,12 +133,12 @@ class ExactVectorIndex:
             ):
                 self._put(image_id, tenant, np.frombuffer(blob, dtype=np.float32))
 
-    def _write_meta(self, model_id: str, dim: int) -> None:
+    def _write_meta(self, model_id: str, dim: int, spec: str = "") -> None:
         self._conn.execute("BEGIN IMMEDIATE")
         self._conn.execute("DELETE FROM meta")
         self._conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("model_id", model_id), ("dim", str(dim))],
+            [("model_id", model_id), ("dim", str(dim)), ("spec", spec)],
         )
         self._conn.execute("COMMIT")
 
@@ -176,10 +199,10 @@ class ExactVectorIndex:
         with self._lock:
             return len(self._tenant_of)
 
-    def reset(self, model_id: str, dim: int) -> None:
+    def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         with self._lock:
             self._conn.execute("DELETE FROM vectors")
-            self._write_meta(model_id, dim)
+            self._write_meta(model_id, dim, spec)
             self._parts.clear()
             self._tenant_of.clear()
             self._model_id, self._dim = model_id, dim

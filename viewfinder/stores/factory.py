@@ -40,16 +40,28 @@ def open_blobs(url: str) -> BlobStore:
     raise ConfigurationError(f"unsupported VIEWFINDER_BLOB_URL scheme {scheme!r}: use file://PATH")
 
 
-def open_vectors(url: str) -> VectorIndex:
-    """Build the vector index a URL names."""
+def open_vectors(url: str, *, shadow: bool = False) -> VectorIndex:
+    """Build the vector index a URL names; `shadow` is where a new model's vectors are built."""
     scheme = urlparse(url).scheme
     if scheme == "exact":
-        from .exact_vectors import ExactVectorIndex
+        from .exact_vectors import ExactVectorIndex, shadow_path
 
-        return ExactVectorIndex(_path_of(url, scheme))
+        path = _path_of(url, scheme)
+        return ExactVectorIndex(shadow_path(path) if shadow else path)
     raise ConfigurationError(
         f"unsupported VIEWFINDER_VECTOR_URL scheme {scheme!r}: use exact://PATH"
     )
+
+
+def promote_vectors(url: str) -> None:
+    """Make the shadow index the active one (both must be closed); atomic per backend."""
+    scheme = urlparse(url).scheme
+    if scheme == "exact":
+        from .exact_vectors import promote
+
+        promote(_path_of(url, scheme))
+        return
+    raise ConfigurationError(f"unsupported VIEWFINDER_VECTOR_URL scheme {scheme!r}")
 
 
 def open_stores(settings: Settings) -> tuple[MetadataStore, BlobStore, VectorIndex]:

@@ -1,0 +1,110 @@
+"""Changing the model: background re-embedding while searches keep answering, then a swap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import png_bytes
+from viewfinder.bootstrap import build_service, worker_options
+from viewfinder.config import Settings
+from viewfinder.domain.records import IndexingStatus, UploadItem
+from viewfinder.domain.service import ImageService, SearchRequest
+from viewfinder.indexing.worker import IndexingWorker
+
+COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
+
+
+def _service(data_dir: Path, model: str) -> tuple[ImageService, IndexingWorker]:
+    settings = Settings(data_dir=data_dir, model=model, batch_size=2)
+    service = build_service(settings)
+    service.start()
+    return service, IndexingWorker(service, worker_options(settings))
+
+
+def _top(service: ImageService, query: str) -> str:
+    return service.search("t", SearchRequest(query=query, max_results=1))[0].record.image_id
+
+
+def test_switch_reembeds_in_background_and_swaps(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service, worker = _service(data, "fake")
+    records = service.upload("t", [UploadItem(data=png_bytes(c)) for c in COLOURS.values()])
+    ids = dict(zip(COLOURS, (r.image_id for r in records), strict=True))
+    worker.drain()
+    worker.close()
+    service.close()
+
+    service, worker = _service(data, "fake64")
+    assert service.vectors.stored_model().model_id == "fake-32"  # type: ignore[union-attr]
+    progress = service.queue_status("t").switch
+    assert progress is not None and (progress.from_model, progress.to_model) == ("fake-32", "fake-64")
+    assert progress.done == 0 and progress.total == 3
+    # searches keep answering from the old vectors with the old model
+    assert _top(service, "red") == ids["red"]
+    # a new upload during the switch is searchable at once and lands in the new index too
+    (late,) = service.upload("t", [UploadItem(data=png_bytes((255, 255, 0)))])
+    worker.run_once()
+    assert _top(service, "yellow") == late.image_id
+    assert worker.reembed_once() == 2  # one batch of the three older images
+    assert service.spaces.switch is not None
+    assert service.queue_status("t").switch.done == 3  # type: ignore[union-attr]
+    while worker.reembed_once():
+        pass
+    assert service.spaces.switch is None  # promoted
+    assert service.vectors.stored_model().model_id == "fake-64"  # type: ignore[union-attr]
+    assert service.vectors.count() == 4
+    assert _top(service, "blue") == ids["blue"]
+    assert service.queue_status("t").switch is None
+    worker.close()
+    service.close()
+
+    again, _ = _service(data, "fake64")  # restarted: no switch left to do
+    assert again.spaces.switch is None and again.vectors.count() == 4
+    assert not (data / "vectors.next.db").exists()
+    again.close()
+
+
+def test_switch_resumes_after_restart_and_handles_deletes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service, worker = _service(data, "fake")
+    records = service.upload("t", [UploadItem(data=png_bytes((n, 0, 0))) for n in range(5)])
+    worker.drain()
+    service.close()
+
+    service, worker = _service(data, "fake64")
+    worker.reembed_once()  # 2 of 5 done, then "crash"
+    service.close()
+
+    service, worker = _service(data, "fake64")
+    assert service.queue_status().switch.done == 2  # type: ignore[union-attr]
+    service.delete("t", records[4].image_id)
+    while worker.reembed_once():
+        pass
+    assert service.spaces.switch is None
+    assert service.vectors.ids() == {r.image_id for r in records[:4]}
+    assert all(
+        service.get("t", r.image_id).status == IndexingStatus.INDEXED for r in records[:4]
+    )
+    service.close()
+
+
+def test_old_model_unavailable_searches_partial_new_index(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    model_dir = tmp_path / "gone-model"
+    from viewfinder.testing import build_tiny_clip
+
+    build_tiny_clip(model_dir)
+    service, worker = _service(data, str(model_dir))
+    (record,) = service.upload("t", [UploadItem(data=png_bytes((255, 0, 0)))])
+    worker.drain()
+    service.close()
+    import shutil
+
+    shutil.rmtree(model_dir)
+    service, worker = _service(data, "fake")
+    assert service.spaces.switch is not None and service.spaces.switch.old_embedder is None
+    assert service.search("t", SearchRequest(query="red")) == []  # nothing re-embedded yet
+    while worker.reembed_once():
+        pass
+    assert _top(service, "red") == record.image_id
+    service.close()

@@ -1,0 +1,230 @@
+"""Vector spaces: the active index, and the switch to a new model without downtime.
+
+When the configured model differs from the one that built the active index, a *switch*
+begins: searches keep using the old model and the old vectors, new uploads are embedded by
+both models, and workers re-embed every indexed image from its original bytes into a shadow
+index. When the shadow covers every indexed image it is promoted atomically and the old model
+is let go. The state is derived from the indexes themselves, so a restart resumes a switch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..embedders.base import Embedder
+from ..errors import ViewfinderError
+from ..stores.base import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpaceHooks:
+    """What a switch needs from the outside: opening and promoting indexes, loading models."""
+
+    open_index: Callable[[bool], VectorIndex]  # argument: shadow?
+    promote: Callable[[], None]
+    load_embedder: Callable[[str], Embedder]
+
+
+@dataclass
+class ModelSwitch:
+    """An ongoing move of the vectors to a new model."""
+
+    old_embedder: Embedder | None  # answers queries meanwhile; None if it can't be loaded
+    old_model_id: str
+    shadow: VectorIndex
+    todo: deque[str] = field(default_factory=deque)
+    skipped: set[str] = field(default_factory=set)
+    in_flight: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class SwitchProgress:
+    """How far a switch has come."""
+
+    from_model: str
+    to_model: str
+    done: int
+    total: int
+
+
+class VectorSpaces:
+    """Owns the active index and, during a model switch, the shadow index and the old model."""
+
+    def __init__(
+        self, active: VectorIndex, embedder: Embedder, spec: str, hooks: SpaceHooks | None
+    ) -> None:
+        self.active = active
+        self.embedder = embedder
+        self.spec = spec
+        self.hooks = hooks
+        self.switch: ModelSwitch | None = None
+        self.lock = threading.RLock()
+        self._checked_at = 0.0
+
+    def open(self) -> None:
+        """Open the active index; begin (or resume) a switch when the model changed."""
+        stored = self.active.stored_model()
+        target = (self.embedder.model_id, self.embedder.dim)
+        if stored is None or (stored.model_id, stored.dim) == target or self.hooks is None:
+            self.active.open(*target, self.spec)  # refuses another model without hooks
+            return
+        self.active.open(stored.model_id, stored.dim, stored.spec)
+        old: Embedder | None = None
+        try:
+            old = self.hooks.load_embedder(stored.spec) if stored.spec else None
+            if old is not None and old.model_id != stored.model_id:
+                old = None
+        except ViewfinderError as exc:
+            log.warning("old model %s can't be loaded (%s)", stored.model_id, exc.message)
+        if old is None:
+            log.warning(
+                "searches use the partial %s index until re-embedding completes",
+                self.embedder.model_id,
+            )
+        shadow = self.hooks.open_index(True)
+        shadow_model = shadow.stored_model()
+        if shadow_model is not None and (shadow_model.model_id, shadow_model.dim) != target:
+            shadow.reset(*target, self.spec)  # a switch to yet another model was abandoned
+        shadow.open(*target, self.spec)
+        self.switch = ModelSwitch(old, stored.model_id, shadow)
+        log.info("switching vectors from %s to %s", stored.model_id, self.embedder.model_id)
+
+    def indexes(self) -> list[VectorIndex]:
+        """Every open index (for deletes and reconciliation)."""
+        with self.lock:
+            return [self.active] + ([self.switch.shadow] if self.switch else [])
+
+    def query_space(self) -> tuple[Embedder, VectorIndex]:
+        """The model and index that answer searches now."""
+        self._notice_promotion()
+        with self.lock:
+            sw = self.switch
+            if sw is None:
+                return self.embedder, self.active
+            if sw.old_embedder is not None:
+                return sw.old_embedder, self.active
+            return self.embedder, sw.shadow
+
+    def write(
+        self, ids: list[str], tenants: list[str], vectors: np.ndarray, old: np.ndarray | None,
+        switch: ModelSwitch | None,
+    ) -> None:
+        """Store new images' vectors: `vectors` from the configured model, `old` from the
+        old model of `switch` (the switch seen when embedding began)."""
+        with self.lock:
+            if self.switch is None or self.switch is not switch:
+                if self.switch is None:
+                    self.active.upsert(ids, tenants, vectors)
+                    return
+                switch = self.switch  # a switch began meanwhile: fall through with no old vectors
+                old = None
+            assert switch is not None
+            switch.shadow.upsert(ids, tenants, vectors)
+            if old is not None:
+                self.active.upsert(ids, tenants, old)
+
+    # re-embedding
+    def claim_reembed(self, limit: int, indexed: Callable[[], set[str]]) -> list[str]:
+        """Ids of indexed images still missing from the shadow index (empty when none)."""
+        with self.lock:
+            sw = self.switch
+            if sw is None:
+                return []
+            if not sw.todo:
+                have = sw.shadow.ids()
+                missing = indexed() - have - sw.skipped - sw.in_flight
+                sw.todo.extend(sorted(missing))
+            batch = []
+            while sw.todo and len(batch) < limit:
+                image_id = sw.todo.popleft()
+                if image_id not in sw.in_flight:
+                    batch.append(image_id)
+            sw.in_flight.update(batch)
+            return batch
+
+    def finish_reembed(
+        self,
+        switch: ModelSwitch,
+        ids: list[str],
+        tenants: list[str],
+        vectors: np.ndarray | None,
+        skipped: list[str],
+    ) -> None:
+        """Commit re-embedded vectors into the shadow index of `switch`."""
+        with self.lock:
+            switch.in_flight.difference_update(ids)
+            switch.in_flight.difference_update(skipped)
+            switch.skipped.update(skipped)
+            if self.switch is switch and ids and vectors is not None:
+                switch.shadow.upsert(ids, tenants, vectors)
+
+    def release_reembed(self, switch: ModelSwitch, ids: list[str]) -> None:
+        """Give claimed ids back after a failed batch."""
+        with self.lock:
+            switch.in_flight.difference_update(ids)
+            switch.todo.extend(ids)
+
+    def try_promote(self, indexed: Callable[[], set[str]], queue_empty: Callable[[], bool]) -> bool:
+        """Promote the shadow index once it covers every indexed image; True if promoted."""
+        with self.lock:
+            sw = self.switch
+            if sw is None or sw.in_flight or sw.todo or not queue_empty() or self.hooks is None:
+                return False
+            if indexed() - sw.shadow.ids() - sw.skipped:
+                return False
+            old_active = self.active
+            old_active.close()
+            sw.shadow.close()
+            self.hooks.promote()
+            active = self.hooks.open_index(False)
+            active.open(self.embedder.model_id, self.embedder.dim, self.spec)
+            self.active, self.switch = active, None
+            log.info("switched vectors from %s to %s", sw.old_model_id, self.embedder.model_id)
+            return True
+
+    def _notice_promotion(self) -> None:
+        """In an API process, notice that a worker process promoted the shadow index."""
+        if self.switch is None or self.hooks is None or time.monotonic() - self._checked_at < 2:
+            return
+        self._checked_at = time.monotonic()
+        probe = self.hooks.open_index(False)
+        try:
+            stored = probe.stored_model()
+        finally:
+            probe.close()
+        if stored is not None and stored.model_id == self.embedder.model_id:
+            with self.lock:
+                if self.switch is None:
+                    return
+                active = self.hooks.open_index(False)
+                active.open(self.embedder.model_id, self.embedder.dim, self.spec)
+                self.active.close()
+                self.switch.shadow.close()
+                self.active, self.switch = active, None
+
+    def progress(self, indexed_count: int) -> SwitchProgress | None:
+        """How far the current switch has come, or None."""
+        with self.lock:
+            sw = self.switch
+            if sw is None:
+                return None
+            return SwitchProgress(
+                from_model=sw.old_model_id,
+                to_model=self.embedder.model_id,
+                done=min(sw.shadow.count(), indexed_count),
+                total=indexed_count,
+            )
+
+    def close(self) -> None:
+        """Close every index."""
+        for index in self.indexes():
+            index.close()
