@@ -37,7 +37,10 @@ def test_switch_reembeds_in_background_and_swaps(tmp_path: Path) -> None:
     service, worker = _service(data, "fake64")
     assert service.vectors.stored_model().model_id == "fake-32"  # type: ignore[union-attr]
     progress = service.queue_status("t").switch
-    assert progress is not None and (progress.from_model, progress.to_model) == ("fake-32", "fake-64")
+    assert progress is not None and (progress.from_model, progress.to_model) == (
+        "fake-32",
+        "fake-64",
+    )
     assert progress.done == 0 and progress.total == 3
     # searches keep answering from the old vectors with the old model
     assert _top(service, "red") == ids["red"]
@@ -82,9 +85,7 @@ def test_switch_resumes_after_restart_and_handles_deletes(tmp_path: Path) -> Non
         pass
     assert service.spaces.switch is None
     assert service.vectors.ids() == {r.image_id for r in records[:4]}
-    assert all(
-        service.get("t", r.image_id).status == IndexingStatus.INDEXED for r in records[:4]
-    )
+    assert all(service.get("t", r.image_id).status == IndexingStatus.INDEXED for r in records[:4])
     service.close()
 
 
