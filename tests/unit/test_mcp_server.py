@@ -1,0 +1,145 @@
+"""`viewfinder mcp` driven by the MCP client of the `mcp` package, over stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.conftest import png_bytes
+from tests.e2e.server import Server, cli
+
+mcp = pytest.importorskip("mcp", reason="the mcp package is not installed")
+
+TOOLS = {"search_images", "upload_image", "get_image", "list_images", "delete_image"}
+
+
+def _is_error(result: Any) -> bool:
+    # mcp 2 names it is_error, mcp 1 isError.
+    return bool(getattr(result, "is_error", getattr(result, "isError", False)))
+
+
+def _payload(result: Any) -> Any:
+    """The JSON a tool returned (structured content when given, else its text)."""
+    assert not _is_error(result), result
+    structured = getattr(result, "structured_content", None)
+    if structured is None:
+        structured = getattr(result, "structuredContent", None)
+    if structured is not None:
+        return structured.get("result", structured)
+    return json.loads(result.content[0].text)
+
+
+def _error_text(result: Any) -> str:
+    assert _is_error(result), result
+    return str(result.content[0].text)
+
+
+async def _session_run(args: list[str], scenario: Any) -> None:
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "viewfinder.cli", "mcp", *args],
+        env={**os.environ, "VIEWFINDER_MODEL": "fake", "VIEWFINDER_POLL_INTERVAL_S": "0.05"},
+    )
+    with anyio.fail_after(120), open(os.devnull, "w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            await scenario(session)
+
+
+def _run(args: list[str], scenario: Any) -> None:
+    anyio.run(_session_run, args, scenario)
+
+
+async def _exercise(session: Any, pictures: Path) -> None:
+    tools = await session.list_tools()
+    assert {t.name for t in tools.tools} >= TOOLS
+
+    red = _payload(
+        await session.call_tool(
+            "upload_image", {"source": str(pictures / "red.png"), "metadata": {"caption": "r"}}
+        )
+    )
+    assert red["indexing_status"] == 2 and red["metadata"]["file_name"] == "red.png"
+    blue = _payload(await session.call_tool("upload_image", {"source": str(pictures / "blue.png")}))
+
+    hits = _payload(await session.call_tool("search_images", {"query": "red", "max_results": 2}))
+    assert [h["image_id"] for h in hits][0] == red["image_id"]
+    assert 0.0 <= hits[0]["score"] <= 1.0 and hits[0]["image_metadata"]["caption"] == "r"
+    strict = _payload(await session.call_tool("search_images", {"query": "red", "threshold": 0.9}))
+    assert [h["image_id"] for h in strict] == [red["image_id"]]
+
+    got = _payload(await session.call_tool("get_image", {"image_id": blue["image_id"]}))
+    assert got["width"] == 64 and got["status"] == "indexed"
+    listed = _payload(await session.call_tool("list_images", {}))
+    assert {i["image_id"] for i in listed} == {red["image_id"], blue["image_id"]}
+
+    deleted = _payload(await session.call_tool("delete_image", {"image_id": red["image_id"]}))
+    assert deleted["status"] == "success"
+    missing = await session.call_tool("get_image", {"image_id": red["image_id"]})
+    assert "not found" in _error_text(missing)
+    nofile = await session.call_tool("upload_image", {"source": str(pictures / "nope.png")})
+    assert "no such file" in _error_text(nofile)
+
+
+@pytest.fixture
+def pictures(tmp_path: Path) -> Path:
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    (folder / "red.png").write_bytes(png_bytes((255, 0, 0)))
+    (folder / "blue.png").write_bytes(png_bytes((0, 0, 255)))
+    return folder
+
+
+def test_tools_over_a_local_data_directory(tmp_path: Path, pictures: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    async def scenario(session: Any) -> None:
+        await _exercise(session, pictures)
+
+    _run(["--data-dir", str(data_dir)], scenario)
+    assert (data_dir / "viewfinder.db").exists()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    data_dir = tmp_path / "server-data"
+    key = cli(data_dir, "keys", "create", "acme", env={"VIEWFINDER_MODEL": "fake"}).strip()
+    env = {"VIEWFINDER_MODEL": "fake", "VIEWFINDER_POLL_INTERVAL_S": "0.05"}
+    with Server(data_dir, env) as running:
+        yield running, key
+
+
+def test_tools_over_a_remote_server(server: tuple[Server, str], pictures: Path) -> None:
+    running, key = server
+
+    async def scenario(session: Any) -> None:
+        await _exercise(session, pictures)
+        # A URL is fetched by the server: its own signed image URL is one it can reach only
+        # when private addresses are allowed, so here the guard's refusal is the answer.
+        listed = _payload(await session.call_tool("list_images", {}))
+        refused = await session.call_tool("upload_image", {"source": listed[0]["image_url"]})
+        assert "refused" in _error_text(refused)
+
+    _run(["--server", running.url, "--api-key", key], scenario)
+
+
+def test_bad_key_is_a_tool_error(server: tuple[Server, str]) -> None:
+    running, _ = server
+
+    async def scenario(session: Any) -> None:
+        result = await session.call_tool("search_images", {"query": "red"})
+        assert "invalid API key" in _error_text(result)
+
+    _run(["--server", running.url, "--api-key", "vf_wrong"], scenario)

@@ -1,0 +1,217 @@
+"""`LocalClient`: the calls of `viewfinder.Client` over a data directory in this process.
+
+What `viewfinder index`, `search`, `images` and `mcp` use without `--server`: no server, no
+key, one tenant. Results and errors are those of `viewfinder.client` (errors are the library's
+own `ViewfinderError`s, of which the remote client's errors are subclasses).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from . import errors
+from .client import (
+    DeleteResult,
+    Image,
+    ImageInput,
+    Metadata,
+    SearchResult,
+    Status,
+    UploadResult,
+    _plan_upload,
+)
+
+if TYPE_CHECKING:
+    from .api.web import ThumbnailCache
+    from .config import Settings
+    from .domain.records import ImageRecord
+
+
+class LocalClient:
+    """The calls of `Client` over a data directory in this process: no server, no key.
+
+    Images are indexed by `wait_until_indexed` / `process_queue` in the calling thread, or
+    continuously by background threads when `background=True`. Do not point it at the data
+    directory of a running server: that server would not see the new vectors; use `Client`.
+    """
+
+    def __init__(
+        self, settings: Settings, tenant: str = "default", *, background: bool = False
+    ) -> None:
+        from .bootstrap import build_service, worker_options
+        from .indexing.worker import IndexingWorker, WorkerPool
+
+        self.settings = settings
+        self.tenant = tenant
+        self.service = build_service(settings)
+        try:
+            self.service.start()
+        except BaseException:
+            self.service.close()
+            raise
+        self._worker = IndexingWorker(self.service, worker_options(settings))
+        self._pool: WorkerPool | None = None
+        if background:
+            self._pool = WorkerPool(self.service, worker_options(settings), settings.workers)
+            self._pool.start()
+
+    def __enter__(self) -> LocalClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop indexing and close the stores."""
+        if self._pool is not None:
+            self._pool.stop()
+        self._worker.close()
+        self.service.close()
+
+    def _image(self, r: ImageRecord) -> Image:
+        return Image(
+            image_id=r.image_id,
+            image_url="",
+            indexing_status=int(r.status),
+            upload_timestamp=r.upload_timestamp,
+            metadata=r.metadata,
+            status=r.status.label,
+            width=r.width,
+            height=r.height,
+            content_type=r.content_type,
+            size_bytes=r.size_bytes,
+            error=r.error,
+            sha256=r.sha256,
+        )
+
+    def upload(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        *,
+        metadata: Metadata = None,
+        index: bool = True,
+    ) -> list[UploadResult]:
+        """See `Client.upload` (URLs are fetched under the same guards as the server's)."""
+        from .domain.records import UploadItem
+
+        plan = _plan_upload(images, metadata, index)
+        sources = [UploadItem(data=data, filename=name) for name, data, _ in plan.parts]
+        sources += [UploadItem(url=url) for url in plan.urls]
+        items = [
+            UploadItem(data=i.data, filename=i.filename, url=i.url, index=index, metadata=m)
+            for i, m in zip(sources, plan.metadata, strict=True)
+        ]
+        records = self.service.upload(self.tenant, items)
+        return plan.in_callers_order(
+            [
+                UploadResult(
+                    image_id=r.image_id,
+                    image_url="",
+                    indexing_status=int(r.status),
+                    upload_timestamp=r.upload_timestamp,
+                    status=r.status.label,
+                    error=r.error,
+                )
+                for r in records
+            ]
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        max_results: int = 10,
+        threshold: float | None = None,
+        search_mode: str = "vision",
+        image_weight: float | None = None,
+        text_weight: float | None = None,
+    ) -> list[SearchResult]:
+        """See `Client.search`."""
+        from .domain.service import SearchRequest
+
+        if not 1 <= max_results <= 200:
+            raise errors.ValidationError("max_results must be 1..200", param="max_results")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise errors.ValidationError("threshold must be 0..1", param="threshold")
+        if search_mode not in ("vision", "joined"):
+            raise errors.ValidationError(
+                "search_mode must be 'vision' or 'joined'", param="search_mode"
+            )
+        hits = self.service.search(
+            self.tenant,
+            SearchRequest(query, max_results, threshold, search_mode, image_weight, text_weight),
+        )
+        return [
+            SearchResult(
+                image_id=h.record.image_id,
+                image_url="",
+                score=round(h.score, 6),
+                upload_timestamp=h.record.upload_timestamp,
+                image_metadata=h.record.metadata,
+            )
+            for h in hits
+        ]
+
+    def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
+        """See `Client.list_images`."""
+        return [self._image(r) for r in self.service.list_images(self.tenant, limit, offset)]
+
+    def iter_images(self, page_size: int = 1000) -> Iterator[Image]:
+        """See `Client.iter_images`."""
+        offset = 0
+        while True:
+            page = self.list_images(page_size, offset)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    def get_image(self, image_id: str) -> Image:
+        """See `Client.get_image`."""
+        return self._image(self.service.get(self.tenant, image_id))
+
+    def delete_image(self, image_id: str) -> DeleteResult:
+        """See `Client.delete_image`."""
+        record = self.service.delete(self.tenant, image_id)
+        self._thumbnails().discard_unused(self.service, record)
+        return DeleteResult(status="success", message=f"image {image_id} deleted")
+
+    def status(self) -> Status:
+        """See `Client.status`."""
+        s = self.service.queue_status(self.tenant)
+        return Status(s.model_id, s.stored, s.queued, s.indexed, s.failed)
+
+    def thumbnail(self, image_id: str, size: int = 256) -> bytes:
+        """See `Client.thumbnail`."""
+        record = self.service.get(self.tenant, image_id)
+        return self._thumbnails().get(self.service, record, size)
+
+    def _thumbnails(self) -> ThumbnailCache:
+        from .api.web import ThumbnailCache
+
+        return ThumbnailCache(self.settings.data_dir / "thumbnails", self.settings.max_pixels)
+
+    def download(self, image: Image | UploadResult | SearchResult | str) -> bytes:
+        """The original bytes of an image (given as an object or an id)."""
+        image_id = image if isinstance(image, str) else image.image_id
+        return self.service.read_bytes(self.service.get(self.tenant, image_id))
+
+    def process_queue(self, timeout_s: float = 3600.0) -> None:
+        """Index everything queued, in this thread."""
+        self._worker.drain(timeout_s)
+
+    def wait_until_indexed(
+        self, image_ids: Iterable[str], timeout_s: float = 60.0, poll_s: float = 0.1
+    ) -> list[Image]:
+        """Index (or, with background threads, wait for) the given images."""
+        ids = list(image_ids)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._pool is None:
+                self._worker.drain(max(0.0, deadline - time.monotonic()))
+            images = [self.get_image(i) for i in ids]
+            if time.monotonic() >= deadline or all(im.indexing_status != 1 for im in images):
+                return images
+            time.sleep(poll_s)
