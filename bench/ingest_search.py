@@ -39,9 +39,16 @@ from viewfinder.embedders.base import l2_normalize  # noqa: E402
 
 COCO = ROOT.parent / "shared" / "data" / "coco_mini" / "images"
 QUERIES = [
-    "a dog playing in the snow", "a red car parked at night", "people eating pizza",
-    "a cat on a sofa", "a man riding a surfboard", "a plate of food", "a city street",
-    "a train at a station", "an airplane in the sky", "a kitchen with a stove",
+    "a dog playing in the snow",
+    "a red car parked at night",
+    "people eating pizza",
+    "a cat on a sofa",
+    "a man riding a surfboard",
+    "a plate of food",
+    "a city street",
+    "a train at a station",
+    "an airplane in the sky",
+    "a kitchen with a stove",
 ]
 
 
@@ -77,8 +84,13 @@ def seed_vectors(settings: Settings, tenant: str, count: int) -> None:
         n = min(1000, need - start)
         ids = [str(uuid.uuid4()) for _ in range(n)]
         records = [
-            ImageRecord(image_id=i, tenant=tenant, status=IndexingStatus.INDEXED,
-                        upload_timestamp=time.time(), metadata={"seeded": True})
+            ImageRecord(
+                image_id=i,
+                tenant=tenant,
+                status=IndexingStatus.INDEXED,
+                upload_timestamp=time.time(),
+                metadata={"seeded": True},
+            )
             for i in ids
         ]
         service.metadata.insert_images(records)
@@ -93,7 +105,9 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--vectors", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest_search.json")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "ingest_search.json"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +146,8 @@ def main() -> None:
                 for n in range(args.queries):
                     t = time.perf_counter()
                     r = client.post(
-                        "/v1/images/search", json={"query": QUERIES[n % len(QUERIES)], "max_results": 10}
+                        "/v1/images/search",
+                        json={"query": QUERIES[n % len(QUERIES)], "max_results": 10},
                     )
                     latencies.append((time.perf_counter() - t) * 1000)
                     r.raise_for_status()

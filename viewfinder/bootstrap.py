@@ -28,8 +28,8 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Image
     limits = IngestLimits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
     vector_url = settings.resolved_vector_url()
     hooks = SpaceHooks(
-        open_index=lambda shadow: open_vectors(vector_url, shadow=shadow),
-        promote=lambda: promote_vectors(vector_url),
+        open_index=lambda shadow: open_vectors(vector_url, shadow=shadow, settings=settings),
+        promote=lambda: promote_vectors(vector_url, settings),
         load_embedder=lambda spec: load_embedder(settings.model_copy(update={"model": spec})),
     )
     return ImageService(

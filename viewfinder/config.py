@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         "builtin",
-        description="Embedding model: `builtin`, `fake` (tests only), or a path to a "
-        "CLIP model directory in the immich ONNX layout.",
+        description="Embedding model: `builtin`, a name from `viewfinder models list` (fetched "
+        "once with `viewfinder models pull NAME`), a path to a CLIP model directory in the "
+        "immich ONNX layout, or `fake` (tests only).",
     )
     database_url: str | None = Field(
         None, description="Metadata store URL (default: `sqlite:///<data_dir>/viewfinder.db`)."
@@ -42,6 +43,37 @@ class Settings(BaseSettings):
     )
     vector_url: str | None = Field(
         None, description="Vector index URL (default: `exact://<data_dir>/vectors.db`)."
+    )
+    database_pool_size: int = Field(
+        10, description="Most PostgreSQL connections one process opens (`postgresql://` only)."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint for `s3://` blob URLs, e.g. `http://minio:9000` "
+        "(default: AWS).",
+    )
+    s3_region: str | None = Field(
+        None, description="S3 region (default: from the AWS configuration or environment)."
+    )
+    s3_access_key_id: str | None = Field(
+        None, description="S3 access key id (default: the AWS credential chain)."
+    )
+    s3_secret_access_key: str | None = Field(
+        None, description="S3 secret access key (default: the AWS credential chain)."
+    )
+    s3_addressing_style: str = Field(
+        "auto",
+        description="S3 bucket addressing: `auto`, `path` (most self-hosted S3 servers) or "
+        "`virtual`.",
+    )
+    milvus_token: str | None = Field(
+        None,
+        description="Milvus credentials for `milvus://` URLs: `user:password` or an API key.",
+    )
+    milvus_index_type: str = Field(
+        "FLAT",
+        description="Index type of new Milvus collections: `FLAT` (exact, same results as the "
+        "embedded index), `HNSW` or `AUTOINDEX` (approximate, faster past millions).",
     )
     secret_key: str | None = Field(
         None,
@@ -82,6 +114,22 @@ class Settings(BaseSettings):
     )
     intra_op_threads: int = Field(
         0, description="ONNX Runtime threads per inference (0: let ONNX Runtime decide)."
+    )
+    inter_op_threads: int = Field(
+        0,
+        description="ONNX Runtime threads running independent graph nodes at once "
+        "(0: let ONNX Runtime decide).",
+    )
+    providers: str | None = Field(
+        None,
+        description="ONNX Runtime execution providers to try, in order, comma-separated "
+        "(`cuda`, `coreml`, `openvino`, `cpu` or full names). Empty: the best available, "
+        "CPU last.",
+    )
+    hf_endpoint: str | None = Field(
+        None,
+        description="Hugging Face hub (or mirror) URL that `viewfinder models pull` fetches "
+        "from (default: `HF_ENDPOINT`, else https://huggingface.co).",
     )
     log_level: str = Field("info", description="Logging level.")
 

@@ -56,9 +56,7 @@ def run_eval(folder: Path, settings: Settings, embedder: Embedder | None = None)
         elapsed = time.perf_counter() - started
         ids = [r.image_id for r in records]
         column = {image_id: n for n, image_id in enumerate(ids)}
-        failed = sum(
-            service.get(EVAL_TENANT, i).status != IndexingStatus.INDEXED for i in ids
-        )
+        failed = sum(service.get(EVAL_TENANT, i).status != IndexingStatus.INDEXED for i in ids)
         texts, targets = caption_queries(items)
         sims = np.full((len(texts), len(ids)), -np.inf, dtype=np.float32)
         query_started = time.perf_counter()

@@ -42,12 +42,14 @@ class LocalClient:
     ) -> None:
         from .bootstrap import build_service, worker_options
         from .indexing.worker import IndexingWorker, WorkerPool
+        from .stores.factory import is_multi_process
 
         self.settings = settings
         self.tenant = tenant
         self.service = build_service(settings)
         try:
-            self.service.start()
+            # On shared stores other processes may hold leases: never release them from here.
+            self.service.start(single_process=not is_multi_process(settings))
         except BaseException:
             self.service.close()
             raise

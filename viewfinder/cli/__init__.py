@@ -5,7 +5,7 @@ Each module registers its commands on the group in `app`; importing them here wi
 
 from __future__ import annotations
 
-from . import evaluate, keys, serve  # noqa: F401  (registers commands)
+from . import evaluate, keys, mcp, models, scale, serve, tools  # noqa: F401  (registers commands)
 from .app import cli
 
 

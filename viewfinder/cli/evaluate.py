@@ -59,9 +59,7 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
         return
     click.echo(f"model            {report.model_id}")
     click.echo(f"images, queries  {m.n_images}, {m.n_queries}")
-    click.echo(
-        f"Recall@1/5/10    {m.recall_at_1:.1f} / {m.recall_at_5:.1f} / {m.recall_at_10:.1f}"
-    )
+    click.echo(f"Recall@1/5/10    {m.recall_at_1:.1f} / {m.recall_at_5:.1f} / {m.recall_at_10:.1f}")
     click.echo(f"median rank      {m.median_rank:g}")
     click.echo(f"indexing         {report.images_per_s:.1f} images/s (decode + embed + commit)")
     click.echo(f"query            {report.query_ms:.1f} ms (embed + rank)")

@@ -17,7 +17,12 @@ from .app import cli, data_dir_option, fail, settings_from
 @click.option("--port", type=int, default=None, help="Listen port [default 8000].")
 @data_dir_option
 @click.option("--model", default=None, help="Embedding model [env VIEWFINDER_MODEL].")
-@click.option("--workers", type=int, default=None, help="Indexing worker threads.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Indexing worker threads (0: API only, with `viewfinder worker` processes indexing).",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -32,6 +37,7 @@ def serve(
     from ..bootstrap import build_service, worker_options
     from ..domain.keys import KeyRing
     from ..indexing.worker import WorkerPool
+    from ..stores.factory import is_multi_process
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, model=model, workers=workers)
     logging.basicConfig(
@@ -39,9 +45,16 @@ def serve(
     )
     try:
         service = build_service(settings)
-        service.start()
+        # on shared stores other processes hold leases: let them expire, never release them
+        service.start(single_process=not is_multi_process(settings))
     except ViewfinderError as exc:
         fail(exc)
+    if is_multi_process(settings) and not settings.secret_key:
+        click.echo(
+            "warning: set the same VIEWFINDER_SECRET_KEY on every API process, or image URLs "
+            "signed by one are refused by the others",
+            err=True,
+        )
     ring = KeyRing(service.metadata)
     if not service.metadata.list_keys():
         issued = ring.create("default")
@@ -105,10 +118,10 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
 
         settings = settings_from(data_dir=data_dir)
         try:
-            store = open_metadata(settings.resolved_database_url())
+            store = open_metadata(settings.resolved_database_url(), settings)
             store.migrate()
-            active = open_vectors(settings.resolved_vector_url())
-            shadow = open_vectors(settings.resolved_vector_url(), shadow=True)
+            active = open_vectors(settings.resolved_vector_url(), settings=settings)
+            shadow = open_vectors(settings.resolved_vector_url(), shadow=True, settings=settings)
         except ViewfinderError as exc:
             fail(exc)
         model, target = active.stored_model(), shadow.stored_model()

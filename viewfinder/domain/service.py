@@ -100,16 +100,21 @@ class ImageService:
 
     def reconcile(self) -> None:
         """Make the vector index agree with the metadata after a crash."""
+        # Vectors first, then metadata: other processes may be indexing meanwhile, and a
+        # vector written after this read must not be taken for the vector of a deleted image.
+        seen = [(index, index.ids()) for index in self.spaces.indexes()]
         indexed = self.metadata.image_ids_with_status(IndexingStatus.INDEXED)
         queued = self.metadata.image_ids_with_status(IndexingStatus.QUEUED)
-        for index in self.spaces.indexes():
-            orphans = index.ids() - indexed - queued
+        for index, ids in seen:
+            orphans = ids - indexed - queued
             if orphans:
                 log.info("dropping %d vectors of deleted images", len(orphans))
                 index.delete(sorted(orphans))
         if self.spaces.switch is not None:
             return  # the switch re-embeds whatever the new index lacks
-        missing = indexed - self.vectors.ids()
+        missing = indexed - seen[0][1]
+        if missing:  # look again: another process may have indexed them since the first read
+            missing -= self.vectors.ids()
         if missing:
             log.info("re-queuing %d indexed images whose vectors are missing", len(missing))
             self.metadata.requeue(sorted(missing), self._clock())

@@ -115,7 +115,11 @@ class VectorSpaces:
             return self.embedder, sw.shadow
 
     def write(
-        self, ids: list[str], tenants: list[str], vectors: np.ndarray, old: np.ndarray | None,
+        self,
+        ids: list[str],
+        tenants: list[str],
+        vectors: np.ndarray,
+        old: np.ndarray | None,
         switch: ModelSwitch | None,
     ) -> None:
         """Store new images' vectors: `vectors` from the configured model, `old` from the
@@ -143,7 +147,7 @@ class VectorSpaces:
                 have = sw.shadow.ids()
                 missing = indexed() - have - sw.skipped - sw.in_flight
                 sw.todo.extend(sorted(missing))
-            batch = []
+            batch: list[str] = []
             while sw.todo and len(batch) < limit:
                 image_id = sw.todo.popleft()
                 if image_id not in sw.in_flight:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ..config import Settings
-from ..errors import ConfigurationError
 from .base import Embedder
+
+# the built-in model's names and their text towers
+BUILTIN_TEXT_MODELS = {"builtin": "minilm", "builtin-multilingual": "e5"}
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -20,20 +21,27 @@ def load_embedder(settings: Settings) -> Embedder:
         # `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down
         dim = int(fake.group(1) or 32)
         return FakeEmbedder(dim=dim, model_id=f"fake-{dim}", delay_s=float(fake.group(2) or 0))
-    if name == "builtin":
+    if name in BUILTIN_TEXT_MODELS:
         from .builtin import BuiltinEmbedder
 
         return BuiltinEmbedder(
             settings.data_dir / "models" / "builtin",
+            text_model=BUILTIN_TEXT_MODELS[name],
             intra_op_threads=settings.intra_op_threads,
         )
-    path = Path(name).expanduser()
-    if path.is_dir():
-        from .onnx_clip import OnnxClipEmbedder
+    from .catalog import resolve_model
+    from .onnx_clip import OnnxClipEmbedder
 
-        return OnnxClipEmbedder(path, intra_op_threads=settings.intra_op_threads)
-    raise ConfigurationError(
-        f"unknown model {name!r}: set VIEWFINDER_MODEL to `builtin` or to the path of a CLIP "
-        "model directory in the immich ONNX layout (config.json, visual/model.onnx, "
-        "textual/model.onnx, ...)"
+    # A catalogue name must already be in the model cache: the server never downloads.
+    return OnnxClipEmbedder(
+        resolve_model(name, settings.data_dir),
+        providers=providers(settings),
+        intra_op_threads=settings.intra_op_threads,
+        inter_op_threads=settings.inter_op_threads,
     )
+
+
+def providers(settings: Settings) -> list[str] | None:
+    """The execution providers `VIEWFINDER_PROVIDERS` asks for; None: the best available."""
+    wanted = [name.strip() for name in (settings.providers or "").split(",") if name.strip()]
+    return wanted or None

@@ -5,13 +5,35 @@ Concrete backends live beside this module; only `stores.factory` knows them by n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    """An API key as stored, hash included: what `viewfinder migrate` copies."""
+
+    key_id: str
+    key_hash: str
+    tenant: str
+    created_at: float
+    rate_limits: dict[str, str]
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A queue entry as stored: what `viewfinder migrate` copies."""
+
+    image_id: str
+    attempts: int
+    available_at: float
+    enqueued_at: float
+    last_error: str | None = None
 
 
 class MetadataStore(Protocol):
@@ -65,6 +87,20 @@ class MetadataStore(Protocol):
     def requeue(self, image_ids: Iterable[str], now: float) -> int:
         """Put images back on the queue (status QUEUED)."""
 
+    # copying between stores (`viewfinder migrate`)
+    def export_keys(self) -> list[KeyRow]: ...
+    def iter_images(
+        self, batch_size: int = 500
+    ) -> Iterator[tuple[list[ImageRecord], list[JobRow]]]:
+        """Every image in insertion order, in batches, each with its queue entries."""
+
+    def import_keys(self, keys: Sequence[KeyRow]) -> int:
+        """Insert the keys not present yet (by id); return how many were new."""
+
+    def import_images(self, records: Sequence[ImageRecord], jobs: Sequence[JobRow]) -> int:
+        """Insert the images not present yet (by id) with their jobs, unleased; return how
+        many were new."""
+
 
 class BlobStore(Protocol):
     """Content-addressed image bytes."""
@@ -109,6 +145,11 @@ class VectorIndex(Protocol):
 
     def ids(self) -> set[str]: ...
     def count(self) -> int: ...
+    def iter_vectors(
+        self, batch_size: int = 1000
+    ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+        """Every vector, as (ids, tenants, vectors) batches (for `viewfinder migrate`)."""
+
     def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         """Drop every vector and record a new model."""
 

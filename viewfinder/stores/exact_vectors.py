@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -198,6 +198,18 @@ class ExactVectorIndex:
     def count(self) -> int:
         with self._lock:
             return len(self._tenant_of)
+
+    def iter_vectors(
+        self, batch_size: int = 1000
+    ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+        self._check_open()
+        with self._lock:  # a copy, so that writes may go on while the caller iterates
+            rows = [(i, t, self._parts[t].rows[i]) for i, t in self._tenant_of.items()]
+            snapshot = [(i, t, self._parts[t].matrix[row].copy()) for i, t, row in rows]
+        for start in range(0, len(snapshot), batch_size):
+            chunk = snapshot[start : start + batch_size]
+            vectors = np.stack([v for _, _, v in chunk])
+            yield [i for i, _, _ in chunk], [t for _, t, _ in chunk], vectors
 
     def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         with self._lock:

@@ -1,13 +1,25 @@
-"""The one place that maps store URLs to concrete backends."""
+"""The one place that maps store URLs to concrete backends.
+
+Embedded: `sqlite:///PATH`, `file://PATH`, `exact://PATH`. Shared (optional extras, imported
+only when named): `postgresql://...` (viewfinder[postgres]), `s3://BUCKET/PREFIX`
+(viewfinder[s3]), `milvus://HOST:PORT/NAME` and `milvus-lite:///PATH.db` (viewfinder[milvus]).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
 
 from ..config import Settings
 from ..errors import ConfigurationError
 from .base import BlobStore, MetadataStore, VectorIndex
+
+if TYPE_CHECKING:
+    from .milvus_vectors import MilvusTarget
+
+_POSTGRES = ("postgresql", "postgres")
+_MILVUS = ("milvus", "milvus+https", "milvus-lite")
 
 
 def _path_of(url: str, scheme: str) -> Path:
@@ -18,29 +30,100 @@ def _path_of(url: str, scheme: str) -> Path:
     return Path(rest)
 
 
-def open_metadata(url: str) -> MetadataStore:
+def _missing_extra(extra: str, what: str, exc: ImportError) -> NoReturn:
+    raise ConfigurationError(
+        f"{what} needs the optional package {exc.name or 'for it'}: "
+        f"pip install 'viewfinder[{extra}]'"
+    ) from exc
+
+
+def _settings(settings: Settings | None) -> Settings:
+    # Built from defaults only, never from the environment: callers without settings get
+    # plain defaults (and boto3's / Milvus's own credential lookup).
+    return settings if settings is not None else Settings.model_construct()
+
+
+def is_shared_metadata(url: str) -> bool:
+    """Whether several processes (on several machines) may use this metadata store at once."""
+    return urlparse(url).scheme in _POSTGRES
+
+
+def is_shared_vectors(url: str) -> bool:
+    """Whether several processes may use this vector index at once (a Milvus server)."""
+    return urlparse(url).scheme in ("milvus", "milvus+https")
+
+
+def is_multi_process(settings: Settings) -> bool:
+    """Whether this deployment may run many API and worker processes on the same stores.
+
+    Then leases are left to expire instead of being released at start, and `viewfinder
+    worker` processes may run beside the API processes.
+    """
+    return is_shared_metadata(settings.resolved_database_url()) and is_shared_vectors(
+        settings.resolved_vector_url()
+    )
+
+
+def open_metadata(url: str, settings: Settings | None = None) -> MetadataStore:
     """Build the metadata store a URL names."""
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         from .sqlite_metadata import SqliteMetadataStore
 
         return SqliteMetadataStore(_path_of(url, scheme))
+    if scheme in _POSTGRES:
+        try:
+            from .postgres_metadata import PostgresMetadataStore
+        except ImportError as exc:
+            _missing_extra("postgres", "a postgresql:// database", exc)
+        return PostgresMetadataStore(url, pool_size=_settings(settings).database_pool_size)
     raise ConfigurationError(
-        f"unsupported VIEWFINDER_DATABASE_URL scheme {scheme!r}: use sqlite:///PATH"
+        f"unsupported VIEWFINDER_DATABASE_URL scheme {scheme!r}: use sqlite:///PATH or "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
     )
 
 
-def open_blobs(url: str) -> BlobStore:
+def open_blobs(url: str, settings: Settings | None = None) -> BlobStore:
     """Build the blob store a URL names."""
-    scheme = urlparse(url).scheme
-    if scheme == "file":
+    parts = urlparse(url)
+    if parts.scheme == "file":
         from .local_blobs import LocalBlobStore
 
-        return LocalBlobStore(_path_of(url, scheme))
-    raise ConfigurationError(f"unsupported VIEWFINDER_BLOB_URL scheme {scheme!r}: use file://PATH")
+        return LocalBlobStore(_path_of(url, parts.scheme))
+    if parts.scheme == "s3":
+        try:
+            from .s3_blobs import S3BlobStore, S3Options
+        except ImportError as exc:
+            _missing_extra("s3", "an s3:// blob store", exc)
+        if not parts.netloc:
+            raise ConfigurationError(f"S3 URL {url!r} names no bucket: s3://BUCKET/PREFIX")
+        s = _settings(settings)
+        options = S3Options(
+            endpoint_url=s.s3_endpoint_url,
+            region=s.s3_region,
+            access_key_id=s.s3_access_key_id,
+            secret_access_key=s.s3_secret_access_key,
+            addressing_style=s.s3_addressing_style,
+        )
+        return S3BlobStore(parts.netloc, parts.path, options)
+    raise ConfigurationError(
+        f"unsupported VIEWFINDER_BLOB_URL scheme {parts.scheme!r}: use file://PATH or "
+        "s3://BUCKET/PREFIX"
+    )
 
 
-def open_vectors(url: str, *, shadow: bool = False) -> VectorIndex:
+def _milvus_target(url: str, settings: Settings | None) -> MilvusTarget:
+    try:
+        from .milvus_vectors import parse_url
+    except ImportError as exc:
+        _missing_extra("milvus", "a Milvus vector index", exc)
+    s = _settings(settings)
+    return parse_url(url, token=s.milvus_token, index_type=s.milvus_index_type)
+
+
+def open_vectors(
+    url: str, *, shadow: bool = False, settings: Settings | None = None
+) -> VectorIndex:
     """Build the vector index a URL names; `shadow` is where a new model's vectors are built."""
     scheme = urlparse(url).scheme
     if scheme == "exact":
@@ -48,12 +131,18 @@ def open_vectors(url: str, *, shadow: bool = False) -> VectorIndex:
 
         path = _path_of(url, scheme)
         return ExactVectorIndex(shadow_path(path) if shadow else path)
+    if scheme in _MILVUS:
+        target = _milvus_target(url, settings)
+        from .milvus_vectors import MilvusVectorIndex
+
+        return MilvusVectorIndex(target, shadow=shadow)
     raise ConfigurationError(
-        f"unsupported VIEWFINDER_VECTOR_URL scheme {scheme!r}: use exact://PATH"
+        f"unsupported VIEWFINDER_VECTOR_URL scheme {scheme!r}: use exact://PATH, "
+        "milvus://HOST:PORT/NAME or milvus-lite:///PATH.db"
     )
 
 
-def promote_vectors(url: str) -> None:
+def promote_vectors(url: str, settings: Settings | None = None) -> None:
     """Make the shadow index the active one (both must be closed); atomic per backend."""
     scheme = urlparse(url).scheme
     if scheme == "exact":
@@ -61,14 +150,26 @@ def promote_vectors(url: str) -> None:
 
         promote(_path_of(url, scheme))
         return
+    if scheme in _MILVUS:
+        target = _milvus_target(url, settings)
+        from .milvus_vectors import promote as promote_milvus
+
+        promote_milvus(target)
+        return
     raise ConfigurationError(f"unsupported VIEWFINDER_VECTOR_URL scheme {scheme!r}")
 
 
 def open_stores(settings: Settings) -> tuple[MetadataStore, BlobStore, VectorIndex]:
     """Build all three stores from settings."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return (
-        open_metadata(settings.resolved_database_url()),
-        open_blobs(settings.resolved_blob_url()),
-        open_vectors(settings.resolved_vector_url()),
-    )
+    metadata = open_metadata(settings.resolved_database_url(), settings)
+    try:
+        blobs = open_blobs(settings.resolved_blob_url(), settings)
+        try:
+            return metadata, blobs, open_vectors(settings.resolved_vector_url(), settings=settings)
+        except BaseException:
+            blobs.close()
+            raise
+    except BaseException:
+        metadata.close()
+        raise

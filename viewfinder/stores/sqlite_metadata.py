@@ -13,6 +13,7 @@ from typing import Any
 
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
+from .base import JobRow, KeyRow
 
 # Each entry upgrades the schema by one version; never edit a released one, append.
 MIGRATIONS: list[str] = [
@@ -82,6 +83,24 @@ def _key(row: sqlite3.Row) -> ApiKey:
         tenant=row["tenant"],
         created_at=row["created_at"],
         rate_limits=json.loads(row["rate_limits"]),
+    )
+
+
+def _values(r: ImageRecord) -> tuple[Any, ...]:
+    """An image's values in `_IMAGE_COLUMNS` order."""
+    return (
+        r.image_id,
+        r.tenant,
+        int(r.status),
+        r.upload_timestamp,
+        json.dumps(r.metadata),
+        r.sha256,
+        r.content_type,
+        r.size_bytes,
+        r.width,
+        r.height,
+        r.error,
+        r.source_url,
     )
 
 
@@ -335,3 +354,66 @@ class SqliteMetadataStore:
                     )
                     count += 1
         return count
+
+    # copying between stores
+    def export_keys(self) -> list[KeyRow]:
+        rows = self._query(
+            "SELECT key_id, key_hash, tenant, created_at, rate_limits FROM api_keys "
+            "ORDER BY created_at"
+        )
+        return [
+            KeyRow(r["key_id"], r["key_hash"], r["tenant"], r["created_at"], json.loads(r[4]))
+            for r in rows
+        ]
+
+    def iter_images(
+        self, batch_size: int = 500
+    ) -> Iterator[tuple[list[ImageRecord], list[JobRow]]]:
+        last = -1
+        while True:
+            rows = self._query(
+                f"SELECT rowid, {_IMAGE_COLUMNS} FROM images WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (last, batch_size),
+            )
+            if not rows:
+                return
+            last = rows[-1]["rowid"]
+            marks = ",".join("?" * len(rows))
+            jobs = self._query(
+                "SELECT image_id, attempts, available_at, enqueued_at, last_error FROM jobs "
+                f"WHERE image_id IN ({marks})",
+                [r["image_id"] for r in rows],
+            )
+            yield [_record(r) for r in rows], [JobRow(*j) for j in jobs]
+
+    def import_keys(self, keys: Sequence[KeyRow]) -> int:
+        with self._tx() as conn:
+            return sum(
+                conn.execute(
+                    "INSERT OR IGNORE INTO api_keys "
+                    "(key_id, key_hash, tenant, created_at, rate_limits) VALUES (?,?,?,?,?)",
+                    (k.key_id, k.key_hash, k.tenant, k.created_at, json.dumps(k.rate_limits)),
+                ).rowcount
+                for k in keys
+            )
+
+    def import_images(self, records: Sequence[ImageRecord], jobs: Sequence[JobRow]) -> int:
+        new: set[str] = set()
+        with self._tx() as conn:
+            for r in records:
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _values(r),
+                )
+                if cur.rowcount:
+                    new.add(r.image_id)
+            for j in jobs:
+                if j.image_id in new:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO jobs (image_id, attempts, available_at, "
+                        "enqueued_at, last_error) VALUES (?,?,?,?,?)",
+                        (j.image_id, j.attempts, j.available_at, j.enqueued_at, j.last_error),
+                    )
+        return len(new)

@@ -26,7 +26,8 @@ def _folder(root: Path) -> Path:
 def test_eval_reports_recall(tmp_path: Path) -> None:
     folder = _folder(tmp_path / "set")
     result = CliRunner().invoke(
-        cli, ["eval", str(folder), "--model", "fake", "--json"],
+        cli,
+        ["eval", str(folder), "--model", "fake", "--json"],
         env={"VIEWFINDER_DATA_DIR": str(tmp_path / "data")},
     )
     assert result.exit_code == 0, result.output

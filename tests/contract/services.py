@@ -1,0 +1,260 @@
+"""Real backing services for the contract and multi-process tests, each started and stopped here.
+
+- PostgreSQL: a throwaway cluster (initdb in a temporary folder, a free port), run as the
+  `postgres` OS user when the tests run as root.
+- S3: moto's server mode in a subprocess.
+- Milvus: the Milvus Lite gRPC server in a subprocess, standing in for a Milvus cluster.
+
+Each `start()` raises `Unavailable` with the reason when its package or binary is missing, so
+fixtures can skip cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+
+class Unavailable(Exception):
+    """A service can't run here; the message says why (and how to fix it)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"service exited early:\n{log.read_text(errors='replace')}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"service did not listen on {port}:\n{log.read_text(errors='replace')}")
+
+
+def _need(module: str, extra: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise Unavailable(f"{module} is not installed (pip install 'viewfinder[{extra}]')")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster on a free port; `database()` makes a fresh database."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder: Path | None = None
+        self._as: list[str] = []
+        self._bin: Path | None = None
+
+    @staticmethod
+    def find_bin() -> Path | None:
+        """The folder of initdb/pg_ctl: Debian's /usr/lib/postgresql/N/bin, else PATH."""
+        found = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+            key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+        )
+        if found:
+            return Path(found[-1]).parent
+        initdb = shutil.which("initdb")
+        return Path(initdb).parent if initdb else None
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> PostgresServer:
+        _need("psycopg", "postgres")
+        _need("psycopg_pool", "postgres")
+        self._bin = self.find_bin()
+        if self._bin is None:
+            raise Unavailable("PostgreSQL server binaries not found (apt-get install postgresql)")
+        # Not pytest's tmp_path: the postgres user must be able to reach the folder.
+        self.folder = Path(tempfile.mkdtemp(prefix="viewfinder-pg-"))
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise Unavailable("running as root and there is no `postgres` user") from exc
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        data = self.folder / "data"
+        self._run(
+            str(self._bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+            "-E", "UTF8", "--locale=C", "--no-sync",
+        )  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        )
+        self._run(
+            str(self._bin / "pg_ctl"), "-D", str(data), "-o", options,
+            "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def database(self) -> str:
+        """Create an empty database and return its URL."""
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        if self.folder is None or self._bin is None:
+            return
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._run(
+                str(self._bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "immediate",
+                "-w", "stop",
+            )  # fmt: skip
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder = None
+
+
+class S3Server:
+    """moto's S3-compatible server on a free port; `bucket()` makes a fresh bucket."""
+
+    access_key = "testing"
+    secret_key = "testing"
+    region = "us-east-1"
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = folder / f"moto-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> S3Server:
+        _need("boto3", "s3")
+        if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+            raise Unavailable("moto's server is not installed (pip install 'moto[server]')")
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_port(self.port, self.proc, self.log, 60)
+        return self
+
+    def client(self):  # type: ignore[no-untyped-def]
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    def bucket(self) -> str:
+        name = f"t-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def settings(self) -> dict[str, str]:
+        """The Viewfinder settings that reach this server."""
+        return {
+            "s3_endpoint_url": self.endpoint,
+            "s3_region": self.region,
+            "s3_access_key_id": self.access_key,
+            "s3_secret_access_key": self.secret_key,
+        }
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class MilvusServer:
+    """The Milvus Lite gRPC server in a subprocess: a stand-in for a Milvus cluster.
+
+    One request at a time (`--max-workers 1`): Milvus Lite is not safe for concurrent writes
+    to one collection, which a real cluster is.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.log = folder / f"milvus-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MilvusServer:
+        _need("pymilvus", "milvus")
+        _need("milvus_lite", "milvus")
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable, "-m", "milvus_lite", "server",
+                    "--data-dir", str(self.folder / f"milvus-{self.port}"),
+                    "--host", "127.0.0.1", "--port", str(self.port), "--max-workers", "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        _wait_port(self.port, self.proc, self.log, 60)
+        return self
+
+    def url(self, collection: str | None = None) -> str:
+        name = collection or f"t_{uuid.uuid4().hex[:12]}"
+        return f"milvus://127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+S = TypeVar("S", PostgresServer, S3Server, MilvusServer)
+
+
+def started(service: S) -> Iterator[S]:
+    """For a fixture: start the service, skip when it can't run here, stop it afterwards."""
+    try:
+        service.start()
+    except Unavailable as exc:
+        service.stop()
+        pytest.skip(str(exc))
+    try:
+        yield service
+    finally:
+        service.stop()

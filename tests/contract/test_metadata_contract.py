@@ -1,0 +1,266 @@
+"""The MetadataStore contract, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from viewfinder.domain.records import ImageRecord, IndexingStatus
+from viewfinder.errors import ConfigurationError
+from viewfinder.stores.base import JobRow, MetadataStore
+
+from .conftest import METADATA_BACKENDS
+
+
+def rec(
+    image_id: str,
+    status: IndexingStatus = IndexingStatus.QUEUED,
+    ts: float = 1.0,
+    tenant: str = "t",
+    sha: str = "a",
+) -> ImageRecord:
+    return ImageRecord(
+        image_id=image_id,
+        tenant=tenant,
+        status=status,
+        upload_timestamp=ts,
+        sha256=sha * 64,
+        metadata={"k": image_id, "nested": {"ü": [1, 2.5, None]}},
+        content_type="image/png",
+        size_bytes=123,
+        width=4,
+        height=3,
+    )
+
+
+def test_migrate_is_idempotent(metadata_store: MetadataStore) -> None:
+    metadata_store.migrate()
+    metadata_store.migrate()
+    assert metadata_store.count_images() == 0
+
+
+def test_insert_get_list_delete(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec("a", ts=1), rec("b", ts=2), rec("c", ts=3, tenant="other")])
+    assert [r.image_id for r in store.list_images("t", 10, 0)] == ["b", "a"]
+    assert [r.image_id for r in store.list_images("t", 1, 1)] == ["a"]
+    assert store.get_image("t", "a") == rec("a", ts=1)  # every field round-trips
+    assert store.get_image("other", "a") is None
+    assert store.find_image("c").tenant == "other"  # type: ignore[union-attr]
+    assert store.delete_image("other", "a") is None
+    assert store.delete_image("t", "a") == rec("a", ts=1)
+    assert store.get_image("t", "a") is None
+    assert [j.image_id for j in store.claim_jobs(10, 60, now=100)] == ["b", "c"]
+
+
+def test_same_timestamp_lists_newest_insert_first(metadata_store: MetadataStore) -> None:
+    metadata_store.insert_images([rec("x", ts=5), rec("y", ts=5)])
+    metadata_store.insert_images([rec("z", ts=5)])
+    assert [r.image_id for r in metadata_store.list_images("t", 10, 0)] == ["z", "y", "x"]
+
+
+def test_insert_is_atomic(metadata_store: MetadataStore) -> None:
+    metadata_store.insert_images([rec("a")])
+    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own integrity error
+        metadata_store.insert_images([rec("b"), rec("a")])
+    assert metadata_store.find_image("b") is None
+    assert metadata_store.count_images() == 1
+
+
+def test_get_images_many(metadata_store: MetadataStore) -> None:
+    metadata_store.insert_images([rec(f"i{n}", ts=n) for n in range(1200)])
+    ids = [f"i{n}" for n in range(0, 1200, 2)] + ["missing"]
+    found = metadata_store.get_images("t", ids)
+    assert set(found) == set(ids) - {"missing"}
+    assert metadata_store.get_images("other", ids) == {}
+    assert metadata_store.get_images("t", []) == {}
+
+
+def test_queue_claim_lease_complete(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec("a"), rec("b", ts=2), rec("s", IndexingStatus.STORED)])
+    first = store.claim_jobs(1, lease_s=60, now=10)
+    assert [(j.image_id, j.tenant, j.sha256, j.attempts) for j in first] == [
+        ("a", "t", "a" * 64, 0)
+    ]
+    second = store.claim_jobs(10, lease_s=60, now=10)
+    assert [j.image_id for j in second] == ["b"]  # a is leased, s was never queued
+    assert store.claim_jobs(10, lease_s=60, now=20) == []
+    assert [j.image_id for j in store.claim_jobs(10, 60, now=71)] == ["a", "b"]  # leases ran out
+    assert store.complete_jobs(["a", "gone"]) == {"a"}
+    assert store.get_image("t", "a").status == IndexingStatus.INDEXED  # type: ignore[union-attr]
+    assert store.release_leases() == 1
+    assert [j.image_id for j in store.claim_jobs(10, 60, now=72)] == ["b"]
+    assert store.complete_jobs([]) == set()
+
+
+def test_failures_are_bounded(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec("a")])
+    assert store.fail_job("a", "boom", max_attempts=2, retry_at=50) is False
+    assert store.claim_jobs(10, 60, now=40) == []  # waits for retry_at
+    (job,) = store.claim_jobs(10, 60, now=50)
+    assert job.attempts == 1
+    assert store.fail_job("a", "boom again", max_attempts=2, retry_at=60) is True
+    failed = store.get_image("t", "a")
+    assert failed.status == IndexingStatus.FAILED and failed.error == "boom again"  # type: ignore[union-attr]
+    assert store.claim_jobs(10, 60, now=1000) == []
+    assert store.fail_job("a", "no job any more", max_attempts=2, retry_at=0) is False
+
+
+def test_requeue_and_counts(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec("a"), rec("b", tenant="u")])
+    store.complete_jobs(["a", "b"])
+    assert store.count_images(IndexingStatus.INDEXED) == 2
+    assert store.count_images(IndexingStatus.INDEXED, tenant="u") == 1
+    assert store.count_images(tenant="u") == 1
+    assert store.requeue(["a", "missing"], now=5) == 1
+    assert store.image_ids_with_status(IndexingStatus.QUEUED) == {"a"}
+    assert [j.image_id for j in store.claim_jobs(10, 60, now=5)] == ["a"]
+    assert store.requeue(["a"], now=6) == 1  # a leased job is replaced by a fresh one
+    assert [j.image_id for j in store.claim_jobs(10, 60, now=6)] == ["a"]
+
+
+def test_sha_in_use(metadata_store: MetadataStore) -> None:
+    metadata_store.insert_images([rec("a", sha="b"), rec("c", sha="b")])
+    assert metadata_store.sha_in_use("b" * 64)
+    metadata_store.delete_image("t", "a")
+    assert metadata_store.sha_in_use("b" * 64)
+    metadata_store.delete_image("t", "c")
+    assert not metadata_store.sha_in_use("b" * 64)
+
+
+def test_keys(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    key = store.create_key("k1", "h" * 64, "t", {"search": "1/s"})
+    assert store.find_key("h" * 64) == key
+    assert store.find_key("x") is None
+    assert store.list_keys() == [key]
+    assert store.revoke_key("k1") and not store.revoke_key("k1")
+
+
+def test_concurrent_claims_never_share_a_job(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec(f"i{n:03}", ts=n) for n in range(120)])
+    claimed: list[str] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def claim() -> None:
+        try:
+            while jobs := store.claim_jobs(7, lease_s=600, now=1000):
+                with lock:
+                    claimed.extend(j.image_id for j in jobs)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sorted(claimed) == [f"i{n:03}" for n in range(120)]  # each exactly once
+
+
+def test_export_and_import(metadata_store: MetadataStore, request: pytest.FixtureRequest) -> None:
+    source = metadata_store
+    source.create_key("k1", "h" * 64, "t", {"*": "5/s"})
+    source.insert_images([rec(f"i{n}", ts=n) for n in range(7)])
+    source.insert_images([rec("s", IndexingStatus.STORED, ts=9)])
+    source.fail_job("i1", "once", max_attempts=3, retry_at=42)
+    assert source.claim_jobs(1, lease_s=60, now=1)  # a lease is not carried over
+
+    factory: Callable[[str], MetadataStore] = request.getfixturevalue("metadata_factory")
+    for backend in METADATA_BACKENDS:
+        try:
+            target = factory(backend)
+        except pytest.skip.Exception:
+            continue
+        keys = source.export_keys()
+        batches = list(source.iter_images(batch_size=3))
+        assert [len(images) for images, _ in batches] == [3, 3, 2]
+        assert target.import_keys(keys) == 1
+        assert sum(target.import_images(images, jobs) for images, jobs in batches) == 8
+        # idempotent: a second run copies nothing
+        assert target.import_keys(keys) == 0
+        assert sum(target.import_images(images, jobs) for images, jobs in batches) == 0
+
+        assert target.export_keys() == keys
+        assert target.list_images("t", 100, 0) == source.list_images("t", 100, 0)
+        jobs = [j for _, js in target.iter_images() for j in js]
+        assert sorted(jobs, key=lambda j: j.image_id)[1] == JobRow("i1", 1, 42, 1, "once")
+        assert [j.image_id for j in target.claim_jobs(100, 60, now=10)] == [
+            "i0", "i2", "i3", "i4", "i5", "i6"
+        ]  # fmt: skip
+
+
+def test_backends_agree(metadata_factory: Callable[[str], MetadataStore]) -> None:
+    """One scripted session on every backend gives the same answers."""
+    outcomes = []
+    for backend in METADATA_BACKENDS:
+        try:
+            store = metadata_factory(backend)
+        except pytest.skip.Exception:
+            continue
+        log: list[object] = []
+        store.insert_images([rec(f"i{n}", ts=n, tenant="ab"[n % 2]) for n in range(20)])
+        log.append(store.claim_jobs(5, 30, now=10))
+        log.append(store.complete_jobs(["i0", "i2", "i3"]))
+        log.append(store.fail_job("i4", "bad", max_attempts=1, retry_at=0))
+        log.append(store.delete_image("a", "i6"))
+        log.append(store.claim_jobs(50, 30, now=11))
+        log.append(store.requeue(["i0"], now=12))
+        log.append(store.list_images("a", 5, 2))
+        log.append(store.count_images(IndexingStatus.QUEUED, tenant="b"))
+        log.append(sorted(store.image_ids_with_status(IndexingStatus.INDEXED)))
+        outcomes.append((backend, log))
+    if len(outcomes) < 2:
+        pytest.skip("only one metadata backend is available")
+    for backend, log in outcomes[1:]:
+        assert log == outcomes[0][1], f"{backend} differs from {outcomes[0][0]}"
+
+
+def test_postgres_refuses_a_newer_schema(metadata_url_factory: Callable[[str], str]) -> None:
+    import psycopg
+
+    from viewfinder.stores.postgres_metadata import MIGRATIONS, PostgresMetadataStore
+
+    url = metadata_url_factory("postgres")
+    store = PostgresMetadataStore(url, pool_size=1)
+    try:
+        store.migrate()
+        assert store.schema_version() == len(MIGRATIONS)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (len(MIGRATIONS) + 1,))
+        with pytest.raises(ConfigurationError, match="newer"):
+            store.migrate()
+    finally:
+        store.close()
+
+
+def test_postgres_processes_migrate_together(metadata_url_factory: Callable[[str], str]) -> None:
+    from viewfinder.stores.postgres_metadata import MIGRATIONS, PostgresMetadataStore
+
+    url = metadata_url_factory("postgres")
+    stores = [PostgresMetadataStore(url, pool_size=1) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def migrate(store: PostgresMetadataStore) -> None:
+        try:
+            store.migrate()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert stores[0].schema_version() == len(MIGRATIONS)
+    for s in stores:
+        s.close()

@@ -1,0 +1,361 @@
+"""Vectors in Milvus: a cluster shared by many processes, or a Milvus Lite folder on one machine.
+
+URL forms (see docs/deployment.md):
+
+- `milvus://[USER:PASSWORD@]HOST:PORT/NAME[?db=DATABASE]` a Milvus server or cluster;
+  `milvus+https://...` the same over TLS (e.g. Zilliz Cloud).
+- `milvus-lite:///PATH/TO/vectors.db[?collection=NAME]` Milvus Lite, in this process only.
+
+Searches go through an alias `NAME` that points at a physical collection `NAME_g<N>`; the
+collection's properties record the model id, dimension and spec, and an index refuses vectors
+of another model. A model switch builds `NAME_g<N+1>` beside it and promotion moves the alias,
+which every process sees at once. Vectors are unit length and the metric is inner product,
+so with the default FLAT index the results are those of the exact index.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from ..errors import ConfigurationError, Unavailable, ValidationError
+from .base import StoredModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COLLECTION = "viewfinder"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+_MAX_TOPK = 16384  # Milvus refuses larger limits
+_CHUNK = 1000  # rows per write request, well under the gRPC message limit
+_PROPS = ("viewfinder.model_id", "viewfinder.dim", "viewfinder.spec")
+
+
+@dataclass(frozen=True)
+class MilvusTarget:
+    """Where the vectors live: a server URI (or Lite file), the collection name, credentials."""
+
+    uri: str
+    collection: str = DEFAULT_COLLECTION
+    token: str = ""
+    db_name: str = ""
+    index_type: str = "FLAT"
+
+    @property
+    def lite(self) -> bool:
+        """A Milvus Lite file, served inside this process."""
+        return not self.uri.startswith(("http://", "https://"))
+
+
+def parse_url(url: str, *, token: str | None = None, index_type: str = "FLAT") -> MilvusTarget:
+    """The target a `milvus://`, `milvus+https://` or `milvus-lite://` URL names."""
+    parts = urlparse(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme == "milvus-lite":
+        path = url[len("milvus-lite://") :].split("?", 1)[0]
+        if not path.endswith(".db"):
+            raise ConfigurationError(
+                f"Milvus Lite URL {url!r} must name a file ending in .db, e.g. "
+                "milvus-lite:///var/lib/viewfinder/vectors.db"
+            )
+        name = query.get("collection", DEFAULT_COLLECTION)
+        target = MilvusTarget(uri=path, collection=name, index_type=index_type.upper())
+    elif parts.scheme in ("milvus", "milvus+https"):
+        if not parts.hostname:
+            raise ConfigurationError(f"Milvus URL {url!r} names no host: milvus://HOST:PORT/NAME")
+        http = "https" if parts.scheme == "milvus+https" else "http"
+        userinfo = ""
+        if parts.username:
+            userinfo = unquote(parts.username) + (
+                f":{unquote(parts.password)}" if parts.password else ""
+            )
+        target = MilvusTarget(
+            uri=f"{http}://{parts.hostname}:{parts.port or 19530}",
+            collection=parts.path.strip("/") or DEFAULT_COLLECTION,
+            token=token or userinfo,
+            db_name=query.get("db", ""),
+            index_type=index_type.upper(),
+        )
+    else:
+        raise ConfigurationError(f"not a Milvus URL: {url!r}")
+    if not _NAME.match(target.collection):
+        raise ConfigurationError(
+            f"Milvus collection name {target.collection!r}: use letters, digits and _"
+        )
+    return target
+
+
+def _generation(name: str) -> int:
+    match = re.search(r"_g(\d+)$", name)
+    return int(match.group(1)) if match else 0
+
+
+def _connect(target: MilvusTarget) -> MilvusClient:
+    try:
+        return MilvusClient(uri=target.uri, token=target.token, db_name=target.db_name, timeout=30)
+    except MilvusException as exc:
+        raise ConfigurationError(
+            f"cannot connect to Milvus at {target.uri}: {exc.message}; check "
+            "VIEWFINDER_VECTOR_URL and VIEWFINDER_MILVUS_TOKEN"
+        ) from exc
+
+
+def _active_collection(client: MilvusClient, alias: str) -> str | None:
+    """The collection the alias points at, or None before the first open."""
+    if alias not in client.list_aliases().get("aliases", []):
+        return None
+    return str(client.describe_alias(alias)["collection_name"])
+
+
+def promote(target: MilvusTarget) -> None:
+    """Point the alias at the shadow collection: atomic for every process at once."""
+    client = _connect(target)
+    try:
+        active = _active_collection(client, target.collection)
+        if active is None:
+            raise ConfigurationError(f"no Milvus collection {target.collection} to promote over")
+        shadow = f"{target.collection}_g{_generation(active) + 1}"
+        if not client.has_collection(shadow):
+            raise ConfigurationError(f"no shadow Milvus collection {shadow} to promote")
+        client.alter_alias(collection_name=shadow, alias=target.collection)
+        log.info("Milvus alias %s now points at %s", target.collection, shadow)
+    finally:
+        client.close()
+
+
+class MilvusVectorIndex:
+    """The vector index in one Milvus collection; every search filters on the tenant."""
+
+    def __init__(self, target: MilvusTarget, *, shadow: bool = False) -> None:
+        self.target = target
+        self._shadow = shadow
+        self._client = _connect(target)
+        # Milvus Lite serves one process and is not safe for concurrent writes to one
+        # collection; a cluster is, so only Lite writes are serialised here.
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.RLock() if target.lite else nullcontext()
+        )
+        with self._calling("open"):
+            active = _active_collection(self._client, target.collection)
+        if shadow:
+            gen = _generation(active) + 1 if active else 2
+            self.name = f"{target.collection}_g{gen}"
+        else:
+            self.name = active or f"{target.collection}_g1"
+        self._model_id: str | None = None
+        self._dim: int | None = None
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """Turn Milvus failures into a 503 that names no internals (the log has details)."""
+        try:
+            yield
+        except MilvusException as exc:
+            log.warning("Milvus %s at %s failed: %s", what, self.target.uri, exc)
+            raise Unavailable("the vector index is unavailable; retry shortly") from exc
+
+    @property
+    def model_id(self) -> str | None:
+        return self._model_id
+
+    @property
+    def dim(self) -> int | None:
+        return self._dim
+
+    def stored_model(self) -> StoredModel | None:
+        with self._calling("describe"):
+            if not self._client.has_collection(self.name):
+                return None
+            props = self._client.describe_collection(self.name).get("properties", {})
+        if _PROPS[0] not in props:
+            raise ConfigurationError(
+                f"Milvus collection {self.name} was not made by Viewfinder; name another "
+                "collection in VIEWFINDER_VECTOR_URL"
+            )
+        return StoredModel(props[_PROPS[0]], int(props[_PROPS[1]]), props.get(_PROPS[2], ""))
+
+    def open(self, model_id: str, dim: int, spec: str = "") -> None:
+        stored = self.stored_model()
+        with self._write_lock, self._calling("open"):
+            if stored is None:
+                self._create(self.name, model_id, dim, spec)
+            elif (stored.model_id, stored.dim) != (model_id, dim):
+                raise ConfigurationError(
+                    f"the Milvus collection {self.name} holds vectors of model {stored.model_id} "
+                    f"(dim {stored.dim}), not {model_id} (dim {dim}); run `viewfinder reindex` "
+                    "to re-embed every image with the new model, or select the old model again"
+                )
+            elif spec and stored.spec != spec:
+                self._client.alter_collection_properties(self.name, properties={_PROPS[2]: spec})
+            if self._shadow:
+                self._drop_retired()
+            elif _active_collection(self._client, self.target.collection) is None:
+                self._claim_alias()
+            self._client.load_collection(self.name)
+        self._model_id, self._dim = model_id, dim
+
+    def _create(self, name: str, model_id: str, dim: int, spec: str) -> None:
+        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, max_length=128, is_primary=True)
+        schema.add_field("tenant", DataType.VARCHAR, max_length=512)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = self._client.prepare_index_params()
+        params = {"M": 16, "efConstruction": 200} if self.target.index_type == "HNSW" else {}
+        index.add_index(
+            field_name="vector",
+            index_type=self.target.index_type,
+            metric_type="IP",
+            params=params,
+        )
+        try:
+            self._client.create_collection(
+                name,
+                schema=schema,
+                index_params=index,
+                consistency_level="Strong",  # a vector written is a vector found, everywhere
+                properties={_PROPS[0]: model_id, _PROPS[1]: str(dim), _PROPS[2]: spec},
+            )
+        except MilvusException:
+            if not self._client.has_collection(name):
+                raise
+            # another process created it first; open() checks its model next time round
+        log.info("created Milvus collection %s for %s (dim %d)", name, model_id, dim)
+
+    def _claim_alias(self) -> None:
+        """Point the alias at this collection unless another process did so first."""
+        try:
+            self._client.create_alias(collection_name=self.name, alias=self.target.collection)
+        except MilvusException:
+            active = _active_collection(self._client, self.target.collection)
+            if active is None:
+                raise
+            self.name = active
+
+    def _drop_retired(self) -> None:
+        """Drop collections of finished or abandoned switches (neither active nor this one)."""
+        active = _active_collection(self._client, self.target.collection)
+        pattern = re.compile(rf"^{re.escape(self.target.collection)}_g\d+$")
+        for name in self._client.list_collections():
+            if pattern.match(name) and name not in (active, self.name):
+                log.info("dropping retired Milvus collection %s", name)
+                self._client.drop_collection(name)
+
+    def _check_open(self) -> int:
+        if self._dim is None:
+            raise ConfigurationError("vector index used before open()")
+        return self._dim
+
+    def upsert(self, ids: Sequence[str], tenants: Sequence[str], vectors: np.ndarray) -> None:
+        dim = self._check_open()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(ids), dim) or len(tenants) != len(ids):
+            raise ValidationError(f"expected {len(ids)} vectors of dim {dim}, got {vectors.shape}")
+        rows = [
+            {"id": i, "tenant": t, "vector": v.tolist()}
+            for i, t, v in zip(ids, tenants, vectors, strict=True)
+        ]
+        with self._write_lock, self._calling("upsert"):
+            for start in range(0, len(rows), _CHUNK):
+                self._client.upsert(self.name, rows[start : start + _CHUNK])
+
+    def delete(self, ids: Sequence[str]) -> None:
+        ids = list(ids)
+        with self._write_lock, self._calling("delete"):
+            for start in range(0, len(ids), _CHUNK):
+                self._client.delete(self.name, ids=ids[start : start + _CHUNK])
+
+    def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        dim = self._check_open()
+        if k <= 0:
+            return []
+        query = np.asarray(query, dtype=np.float32).reshape(dim)
+        k = min(k, _MAX_TOPK)
+        params: dict[str, Any] = {}
+        if self.target.index_type == "HNSW":
+            params = {"ef": max(k, 64)}
+        with self._calling("search"):
+            found = self._client.search(
+                self.name,
+                data=[query.tolist()],
+                anns_field="vector",
+                # tenant isolation lives in the query itself; the literal is JSON-quoted,
+                # which Milvus parses as an escaped string
+                filter=f"tenant == {json.dumps(tenant, ensure_ascii=False)}",
+                limit=k,
+                output_fields=["id"],
+                search_params={"metric_type": "IP", "params": params},
+            )
+        return [(str(hit["id"]), float(hit["distance"])) for hit in found[0]]
+
+    def _iterate(self, fields: list[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+        self._check_open()
+        with self._calling("query"):
+            it = self._client.query_iterator(
+                self.name, batch_size=min(batch_size, _MAX_TOPK), filter="", output_fields=fields
+            )
+        try:
+            while True:
+                with self._calling("query"):
+                    batch = it.next()
+                if not batch:
+                    return
+                yield list(batch)
+        finally:
+            it.close()
+
+    def ids(self) -> set[str]:
+        return {str(row["id"]) for batch in self._iterate(["id"], 10_000) for row in batch}
+
+    def count(self) -> int:
+        self._check_open()
+        with self._calling("count"):
+            rows = self._client.query(self.name, filter="", output_fields=["count(*)"])
+        return int(rows[0]["count(*)"])
+
+    def iter_vectors(
+        self, batch_size: int = 1000
+    ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
+        dim = self._check_open()
+        for batch in self._iterate(["id", "tenant", "vector"], batch_size):
+            vectors = np.asarray([row["vector"] for row in batch], dtype=np.float32)
+            yield (
+                [str(row["id"]) for row in batch],
+                [str(row["tenant"]) for row in batch],
+                vectors.reshape(len(batch), dim),
+            )
+
+    def reset(self, model_id: str, dim: int, spec: str = "") -> None:
+        with self._write_lock, self._calling("reset"):
+            if self._shadow:
+                if self._client.has_collection(self.name):
+                    self._client.drop_collection(self.name)
+                self._create(self.name, model_id, dim, spec)
+            else:
+                # a fresh generation, then the alias, then the old ones: searches never see
+                # a missing collection
+                pattern = re.compile(rf"^{re.escape(self.target.collection)}_g\d+$")
+                existing = [n for n in self._client.list_collections() if pattern.match(n)]
+                old = _active_collection(self._client, self.target.collection)
+                new = f"{self.target.collection}_g{max(map(_generation, existing), default=0) + 1}"
+                self._create(new, model_id, dim, spec)
+                if old is None:
+                    self._client.create_alias(collection_name=new, alias=self.target.collection)
+                else:
+                    self._client.alter_alias(collection_name=new, alias=self.target.collection)
+                for name in existing:
+                    self._client.drop_collection(name)
+                self.name = new
+            self._client.load_collection(self.name)
+        self._model_id, self._dim = model_id, dim
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,475 @@
+"""Metadata and the indexing queue in PostgreSQL, shared by many API and worker processes.
+
+The schema is SQLite's, adapted; migrations are numbered rows of `schema_migrations` and run
+under an advisory lock, so processes starting together migrate once. Workers claim jobs with
+`FOR UPDATE SKIP LOCKED` and a lease: two workers never take the same ready job, and the jobs
+of a worker that dies are claimable again once its lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+from ..errors import ConfigurationError, Unavailable
+from .base import JobRow, KeyRow
+
+log = logging.getLogger(__name__)
+
+# Each entry upgrades the schema by one version; never edit a released one, append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        rate_limits TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE images (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        image_id TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        upload_ts DOUBLE PRECISION NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        sha256 TEXT,
+        content_type TEXT,
+        size_bytes BIGINT NOT NULL DEFAULT 0,
+        width INTEGER,
+        height INTEGER,
+        error TEXT,
+        source_url TEXT
+    );
+    CREATE INDEX images_by_tenant ON images (tenant, upload_ts DESC, seq DESC);
+    CREATE INDEX images_by_sha ON images (sha256);
+    CREATE INDEX images_by_status ON images (status);
+    CREATE TABLE jobs (
+        image_id TEXT PRIMARY KEY REFERENCES images (image_id) ON DELETE CASCADE,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        available_at DOUBLE PRECISION NOT NULL,
+        lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+        enqueued_at DOUBLE PRECISION NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
+    """,
+]
+
+# Any constant works; it only has to be the same in every process migrating this database.
+_MIGRATION_LOCK = 0x7669657766696E64  # "viewfind"
+
+_IMAGE_COLUMNS = (
+    "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
+    "width, height, error, source_url"
+)
+_IMAGE_MARKS = ", ".join(["%s"] * 12)
+
+
+def _record(row: dict[str, Any]) -> ImageRecord:
+    return ImageRecord(
+        image_id=row["image_id"],
+        tenant=row["tenant"],
+        status=IndexingStatus(row["status"]),
+        upload_timestamp=row["upload_ts"],
+        metadata=json.loads(row["metadata"]),
+        sha256=row["sha256"],
+        content_type=row["content_type"],
+        size_bytes=row["size_bytes"],
+        width=row["width"],
+        height=row["height"],
+        error=row["error"],
+        source_url=row["source_url"],
+    )
+
+
+def _values(r: ImageRecord) -> tuple[Any, ...]:
+    """An image's values in `_IMAGE_COLUMNS` order."""
+    return (
+        r.image_id,
+        r.tenant,
+        int(r.status),
+        r.upload_timestamp,
+        json.dumps(r.metadata),
+        r.sha256,
+        r.content_type,
+        r.size_bytes,
+        r.width,
+        r.height,
+        r.error,
+        r.source_url,
+    )
+
+
+def _key(row: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=row["key_id"],
+        tenant=row["tenant"],
+        created_at=row["created_at"],
+        rate_limits=json.loads(row["rate_limits"]),
+    )
+
+
+def _safe_target(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the configured database"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresMetadataStore:
+    """The shared metadata store: a pool of connections, one transaction per call."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:
+        self._target = _safe_target(url)
+        # psycopg_pool logs every checkout at INFO; keep it to warnings unless the application
+        # chose a level for it
+        pool_log = logging.getLogger("psycopg.pool")
+        if pool_log.level == logging.NOTSET:
+            pool_log.setLevel(logging.WARNING)
+        try:  # one plain connection first: a wrong address or password fails fast and clearly
+            psycopg.connect(url, connect_timeout=int(min(timeout_s, 10))).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigurationError(
+                f"cannot connect to PostgreSQL at {self._target}: {reason}; check "
+                "VIEWFINDER_DATABASE_URL and that the server is up"
+            ) from exc
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            check=ConnectionPool.check_connection,  # survive a database restart
+            timeout=timeout_s,
+            open=False,
+            name="viewfinder",
+        )
+        try:
+            self._pool.open(wait=True, timeout=timeout_s)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise ConfigurationError(
+                f"cannot connect to PostgreSQL at {self._target} within {timeout_s:g} s; "
+                "check VIEWFINDER_DATABASE_URL and that the server is up"
+            ) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        """A cursor in one transaction: committed on exit, rolled back on error."""
+        try:
+            with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        except PoolTimeout as exc:
+            raise Unavailable("the database is busy; retry shortly") from exc
+        except psycopg.OperationalError as exc:
+            log.warning("PostgreSQL at %s: %s", self._target, exc)
+            raise Unavailable("the database is unavailable; retry shortly") from exc
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._tx() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def migrate(self) -> None:
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            cur.execute("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+            version = int(cur.fetchone()["v"])  # type: ignore[index]
+            if version > len(MIGRATIONS):
+                raise ConfigurationError(
+                    f"database {self._target} has schema version {version}, newer than this "
+                    f"Viewfinder understands ({len(MIGRATIONS)}); upgrade Viewfinder"
+                )
+            for number in range(version, len(MIGRATIONS)):
+                cur.execute(MIGRATIONS[number])  # several statements, so no parameters
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                    (number + 1, time.time()),
+                )
+
+    def schema_version(self) -> int:
+        """The applied migration count."""
+        rows = self._query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        return int(rows[0]["v"])
+
+    def close(self) -> None:
+        self._pool.close()
+
+    # keys
+    def create_key(
+        self, key_id: str, key_hash: str, tenant: str, rate_limits: dict[str, str]
+    ) -> ApiKey:
+        now = time.time()
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO api_keys (key_id, key_hash, tenant, created_at, rate_limits) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (key_id, key_hash, tenant, now, json.dumps(rate_limits)),
+            )
+        return ApiKey(key_id=key_id, tenant=tenant, created_at=now, rate_limits=rate_limits)
+
+    def find_key(self, key_hash: str) -> ApiKey | None:
+        rows = self._query("SELECT * FROM api_keys WHERE key_hash = %s", (key_hash,))
+        return _key(rows[0]) if rows else None
+
+    def list_keys(self) -> list[ApiKey]:
+        return [_key(r) for r in self._query("SELECT * FROM api_keys ORDER BY created_at")]
+
+    def revoke_key(self, key_id: str) -> bool:
+        with self._tx() as cur:
+            cur.execute("DELETE FROM api_keys WHERE key_id = %s", (key_id,))
+            return cur.rowcount > 0
+
+    # images
+    def insert_images(self, records: Sequence[ImageRecord]) -> None:
+        if not records:
+            return
+        with self._tx() as cur:
+            cur.executemany(
+                f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS})",
+                [_values(r) for r in records],
+            )
+            queued = [
+                (r.image_id, r.upload_timestamp, r.upload_timestamp)
+                for r in records
+                if r.status == IndexingStatus.QUEUED
+            ]
+            if queued:
+                cur.executemany(
+                    "INSERT INTO jobs (image_id, available_at, enqueued_at) VALUES (%s, %s, %s)",
+                    queued,
+                )
+
+    def get_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = %s",
+            (tenant, image_id),
+        )
+        return _record(rows[0]) if rows else None
+
+    def find_image(self, image_id: str) -> ImageRecord | None:
+        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE image_id = %s", (image_id,))
+        return _record(rows[0]) if rows else None
+
+    def get_images(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]:
+        if not image_ids:
+            return {}
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = ANY(%s)",
+            (tenant, list(image_ids)),
+        )
+        return {r["image_id"]: _record(r) for r in rows}
+
+    def list_images(self, tenant: str, limit: int, offset: int) -> list[ImageRecord]:
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s "
+            "ORDER BY upload_ts DESC, seq DESC LIMIT %s OFFSET %s",
+            (tenant, limit, offset),
+        )
+        return [_record(r) for r in rows]
+
+    def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+        with self._tx() as cur:
+            cur.execute(
+                f"DELETE FROM images WHERE tenant = %s AND image_id = %s "
+                f"RETURNING {_IMAGE_COLUMNS}",
+                (tenant, image_id),
+            )
+            row = cur.fetchone()  # its job goes with it (ON DELETE CASCADE)
+            return _record(row) if row else None
+
+    def sha_in_use(self, sha256: str) -> bool:
+        return bool(self._query("SELECT 1 FROM images WHERE sha256 = %s LIMIT 1", (sha256,)))
+
+    def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status is not None:
+            clauses.append("status = %s")
+            params.append(int(status))
+        if tenant is not None:
+            clauses.append("tenant = %s")
+            params.append(tenant)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        return int(self._query(f"SELECT COUNT(*) AS n FROM images{where}", params)[0]["n"])
+
+    def image_ids_with_status(self, status: IndexingStatus) -> set[str]:
+        rows = self._query("SELECT image_id FROM images WHERE status = %s", (int(status),))
+        return {r["image_id"] for r in rows}
+
+    # queue
+    def claim_jobs(self, limit: int, lease_s: float, now: float) -> list[Job]:
+        # SKIP LOCKED: concurrent claimers pass over rows another transaction is taking, so
+        # workers never wait on each other and never take the same job.
+        rows = self._query(
+            "WITH picked AS ("
+            "  SELECT image_id FROM jobs"
+            "  WHERE available_at <= %(now)s AND lease_until <= %(now)s"
+            "  ORDER BY available_at, enqueued_at LIMIT %(limit)s"
+            "  FOR UPDATE SKIP LOCKED"
+            ") "
+            "UPDATE jobs j SET lease_until = %(until)s FROM picked, images i "
+            "WHERE j.image_id = picked.image_id AND i.image_id = j.image_id "
+            "RETURNING j.image_id, j.attempts, j.available_at, j.enqueued_at, i.tenant, i.sha256",
+            {"now": now, "limit": limit, "until": now + lease_s},
+        )
+        rows.sort(key=lambda r: (r["available_at"], r["enqueued_at"]))
+        return [
+            Job(
+                image_id=r["image_id"],
+                tenant=r["tenant"],
+                sha256=r["sha256"],
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]
+
+    def complete_jobs(self, image_ids: Sequence[str]) -> set[str]:
+        if not image_ids:
+            return set()
+        ids = list(image_ids)
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE images SET status = %s, error = NULL WHERE image_id = ANY(%s) "
+                "RETURNING image_id",
+                (int(IndexingStatus.INDEXED), ids),
+            )
+            done = {r["image_id"] for r in cur.fetchall()}
+            cur.execute("DELETE FROM jobs WHERE image_id = ANY(%s)", (ids,))
+        return done
+
+    def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
+        with self._tx() as cur:
+            cur.execute("SELECT attempts FROM jobs WHERE image_id = %s FOR UPDATE", (image_id,))
+            row = cur.fetchone()
+            if row is None:
+                return False
+            attempts = row["attempts"] + 1
+            if attempts >= max_attempts:
+                cur.execute("DELETE FROM jobs WHERE image_id = %s", (image_id,))
+                cur.execute(
+                    "UPDATE images SET status = %s, error = %s WHERE image_id = %s",
+                    (int(IndexingStatus.FAILED), error, image_id),
+                )
+                return True
+            cur.execute(
+                "UPDATE jobs SET attempts = %s, available_at = %s, lease_until = 0, "
+                "last_error = %s WHERE image_id = %s",
+                (attempts, retry_at, error, image_id),
+            )
+            return False
+
+    def release_leases(self) -> int:
+        # Only safe when no other process works this queue: the single-process server
+        # calls it at start; shared deployments let leases run out instead.
+        with self._tx() as cur:
+            cur.execute("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0")
+            return cur.rowcount
+
+    def requeue(self, image_ids: Iterable[str], now: float) -> int:
+        ids = list(image_ids)
+        if not ids:
+            return 0
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE images SET status = %s, error = NULL WHERE image_id = ANY(%s) "
+                "RETURNING image_id",
+                (int(IndexingStatus.QUEUED), ids),
+            )
+            found = [r["image_id"] for r in cur.fetchall()]
+            if found:
+                cur.executemany(
+                    "INSERT INTO jobs (image_id, available_at, enqueued_at) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (image_id) DO UPDATE SET attempts = 0, "
+                    "available_at = EXCLUDED.available_at, lease_until = 0, "
+                    "enqueued_at = EXCLUDED.enqueued_at, last_error = NULL",
+                    [(i, now, now) for i in found],
+                )
+        return len(found)
+
+    # copying between stores
+    def export_keys(self) -> list[KeyRow]:
+        rows = self._query(
+            "SELECT key_id, key_hash, tenant, created_at, rate_limits FROM api_keys "
+            "ORDER BY created_at"
+        )
+        return [
+            KeyRow(
+                key_id=r["key_id"],
+                key_hash=r["key_hash"],
+                tenant=r["tenant"],
+                created_at=r["created_at"],
+                rate_limits=json.loads(r["rate_limits"]),
+            )
+            for r in rows
+        ]
+
+    def iter_images(
+        self, batch_size: int = 500
+    ) -> Iterator[tuple[list[ImageRecord], list[JobRow]]]:
+        last = 0
+        while True:
+            rows = self._query(
+                f"SELECT seq, {_IMAGE_COLUMNS} FROM images WHERE seq > %s ORDER BY seq LIMIT %s",
+                (last, batch_size),
+            )
+            if not rows:
+                return
+            last = rows[-1]["seq"]
+            jobs = self._query(
+                "SELECT image_id, attempts, available_at, enqueued_at, last_error FROM jobs "
+                "WHERE image_id = ANY(%s)",
+                ([r["image_id"] for r in rows],),
+            )
+            yield [_record(r) for r in rows], [JobRow(**j) for j in jobs]
+
+    def import_keys(self, keys: Sequence[KeyRow]) -> int:
+        new = 0
+        with self._tx() as cur:
+            for k in keys:
+                cur.execute(
+                    "INSERT INTO api_keys (key_id, key_hash, tenant, created_at, rate_limits) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (k.key_id, k.key_hash, k.tenant, k.created_at, json.dumps(k.rate_limits)),
+                )
+                new += cur.rowcount
+        return new
+
+    def import_images(self, records: Sequence[ImageRecord], jobs: Sequence[JobRow]) -> int:
+        new: set[str] = set()
+        with self._tx() as cur:
+            for r in records:  # one by one, in order, so `seq` keeps the source's order
+                cur.execute(
+                    f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS}) "
+                    "ON CONFLICT (image_id) DO NOTHING RETURNING image_id",
+                    _values(r),
+                )
+                if cur.fetchone() is not None:
+                    new.add(r.image_id)
+            rows = [
+                (j.image_id, j.attempts, j.available_at, j.enqueued_at, j.last_error)
+                for j in jobs
+                if j.image_id in new
+            ]
+            if rows:
+                cur.executemany(
+                    "INSERT INTO jobs (image_id, attempts, available_at, enqueued_at, last_error) "
+                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+        return len(new)

@@ -1,0 +1,136 @@
+"""Image bytes in an S3-compatible bucket, content-addressed (`<prefix>/ab/cd/<sha256>`).
+
+A PUT is atomic by nature: readers see the whole object or none, so no temporary names are
+needed. The bucket must exist; its reachability and the credentials are checked at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import ConfigurationError, NotFound, Unavailable, ValidationError
+
+log = logging.getLogger(__name__)
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Where and as whom to reach the S3 service (None: boto3's defaults and credential chain)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    addressing_style: str = "auto"
+    max_connections: int = 32
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3BlobStore:
+    """A bucket (and key prefix) of immutable objects named by their SHA-256."""
+
+    def __init__(self, bucket: str, prefix: str = "", options: S3Options | None = None) -> None:
+        opts = options or S3Options()
+        if opts.addressing_style not in ("auto", "path", "virtual"):
+            raise ConfigurationError(
+                f"VIEWFINDER_S3_ADDRESSING_STYLE must be auto, path or virtual, "
+                f"not {opts.addressing_style!r}"
+            )
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._where = f"s3://{bucket}/{self.prefix}" + (
+            f" at {opts.endpoint_url}" if opts.endpoint_url else ""
+        )
+        self._client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=opts.endpoint_url,
+            region_name=opts.region,
+            aws_access_key_id=opts.access_key_id,
+            aws_secret_access_key=opts.secret_access_key,
+            config=Config(
+                s3={"addressing_style": opts.addressing_style},
+                max_pool_connections=opts.max_connections,
+                retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        )
+        try:
+            self._client.head_bucket(Bucket=bucket)
+        except ClientError as exc:
+            raise ConfigurationError(
+                f"cannot use bucket {self._where} ({_code(exc) or exc}): create it, or check "
+                "VIEWFINDER_BLOB_URL and the S3 credentials"
+            ) from exc
+        except BotoCoreError as exc:
+            raise ConfigurationError(
+                f"cannot reach S3 for {self._where}: {exc}; check VIEWFINDER_S3_ENDPOINT_URL "
+                "and the S3 credentials"
+            ) from exc
+
+    def _key(self, sha256: str) -> str:
+        if not _SHA.match(sha256):
+            raise ValidationError(f"not a SHA-256 hex digest: {sha256!r}")
+        name = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        """Turn transport and service failures into a 503 that hides the details."""
+        try:
+            yield
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise
+            log.warning("S3 %s on %s failed: %s", what, self._where, exc)
+            raise Unavailable("image storage is unavailable; retry shortly") from exc
+        except BotoCoreError as exc:
+            log.warning("S3 %s on %s failed: %s", what, self._where, exc)
+            raise Unavailable("image storage is unavailable; retry shortly") from exc
+
+    def put(self, sha256: str, data: bytes) -> None:
+        key = self._key(sha256)
+        if self.exists(sha256):
+            return  # content-addressed: the same name always holds the same bytes
+        with self._call("put"):
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get(self, sha256: str) -> bytes:
+        key = self._key(sha256)
+        try:
+            with self._call("get"):
+                response = self._client.get_object(Bucket=self.bucket, Key=key)
+                return bytes(response["Body"].read())
+        except ClientError as exc:  # only "missing" gets here
+            raise NotFound("image bytes not found") from exc
+
+    def exists(self, sha256: str) -> bool:
+        key = self._key(sha256)
+        try:
+            with self._call("head"):
+                self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError:  # only "missing" gets here
+            return False
+        return True
+
+    def delete(self, sha256: str) -> None:
+        key = self._key(sha256)
+        with self._call("delete"):
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    def close(self) -> None:
+        self._client.close()
