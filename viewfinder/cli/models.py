@@ -93,8 +93,8 @@ def pull(name: str, data_dir: Path | None, revision: str | None, force: bool) ->
             f"into {result.path}; checksums verified."
         )
     click.echo(
-        f"Use it with VIEWFINDER_MODEL={result.name} (run `viewfinder reindex` if the server "
-        "already holds images embedded by another model)."
+        f"Use it with VIEWFINDER_MODEL={result.name}; a server that already holds images "
+        "re-embeds them in the background (`viewfinder status` shows the progress)."
     )
 
 
