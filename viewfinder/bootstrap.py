@@ -11,6 +11,7 @@ from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
 from .embedders.base import Embedder
 from .embedders.factory import load_embedder
+from .embedders.pool import InferencePool
 from .indexing.worker import WorkerOptions
 from .stores.factory import open_stores, open_vectors, promote_vectors
 
@@ -27,16 +28,20 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Image
     )
     limits = IngestLimits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
     vector_url = settings.resolved_vector_url()
+    # one pool for every model of the process: during a switch the old and new share it
+    pool = InferencePool(settings.inference_slots)
     hooks = SpaceHooks(
         open_index=lambda shadow: open_vectors(vector_url, shadow=shadow, settings=settings),
         promote=lambda: promote_vectors(vector_url, settings),
-        load_embedder=lambda spec: load_embedder(settings.model_copy(update={"model": spec})),
+        load_embedder=lambda spec: pool.bound(
+            load_embedder(settings.model_copy(update={"model": spec}))
+        ),
     )
     return ImageService(
         metadata,
         blobs,
         vectors,
-        embedder if embedder is not None else load_embedder(settings),
+        pool.bound(embedder if embedder is not None else load_embedder(settings)),
         fetcher,
         limits,
         model_spec=_model_spec(settings.model),

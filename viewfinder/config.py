@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         description="ONNX Runtime threads running independent graph nodes at once "
         "(0: let ONNX Runtime decide).",
     )
+    inference_slots: int = Field(
+        0,
+        ge=0,
+        description="Most model calls (query embeddings and image batches) one process runs "
+        "at once, across all models; the others wait (0: one per CPU core, at least 2).",
+    )
     providers: str | None = Field(
         None,
         description="ONNX Runtime execution providers to try, in order, comma-separated "

@@ -3,6 +3,10 @@
 Order of commits makes a crash at any point safe: vectors are upserted (keyed by image id,
 so a repeat overwrites) before the image is marked indexed; an image whose job is still
 queued after a crash is simply embedded again.
+
+While one batch is embedded, the next is already claimed and decoding on a small thread pool,
+so decoding overlaps inference; model calls themselves wait for a slot of the process's
+inference pool (`embedders.pool`).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
@@ -40,6 +44,14 @@ class WorkerOptions:
     decode_threads: int = 2
 
 
+@dataclass
+class _Batch:
+    """Claimed jobs and their images, decoding on the decode threads."""
+
+    jobs: list[Job]
+    images: list[Future[Image.Image]]
+
+
 class IndexingWorker:
     """Turns queued images into searchable ones; `run_once` does one batch."""
 
@@ -64,13 +76,43 @@ class IndexingWorker:
 
     def run_once(self) -> int:
         """Claim and process one batch; return how many jobs were claimed."""
+        batch = self._claim()
+        if batch is None:
+            return 0
+        self._finish(batch)
+        return len(batch.jobs)
+
+    def _pipeline(self) -> int:
+        """Process batches until the queue is empty, decoding the next while embedding this one.
+
+        Returns how many jobs it took. The next batch is claimed (and leased) before the
+        current one is embedded, so its images decode on the decode threads while the model
+        runs: the model never waits for JPEG decoding once the pipeline is full.
+        """
+        taken = 0
+        batch = self._claim()
+        while batch is not None:
+            taken += len(batch.jobs)
+            full = len(batch.jobs) >= self.options.batch_size
+            # after stop() the batch in hand is finished but no new one is claimed
+            upcoming = self._claim() if full and not self._stop.is_set() else None
+            self._finish(batch)
+            batch = upcoming
+        return taken
+
+    def _claim(self) -> _Batch | None:
+        """Claim up to a batch of jobs and start decoding them on the decode threads."""
         svc = self.service
         jobs = svc.metadata.claim_jobs(self.options.batch_size, self.options.lease_s, self._clock())
         if not jobs:
-            return 0
+            return None
+        return _Batch(jobs, [self._decoder.submit(self._decode, job) for job in jobs])
+
+    def _finish(self, batch: _Batch) -> None:
+        """Wait for a batch's images, embed them and commit the vectors, then the statuses."""
+        svc = self.service
         decoded: list[tuple[Job, Image.Image]] = []
-        futures = [(job, self._decoder.submit(self._decode, job)) for job in jobs]
-        for job, future in futures:
+        for job, future in zip(batch.jobs, batch.images, strict=True):
             try:
                 decoded.append((job, future.result()))
             except ViewfinderError as exc:
@@ -78,7 +120,7 @@ class IndexingWorker:
             except Exception as exc:  # noqa: BLE001 - any decoder failure fails this item only
                 self._fail(job, f"could not decode stored image: {exc}", final=False)
         if not decoded:
-            return len(jobs)
+            return
         images = [img for _, img in decoded]
         switch = svc.spaces.switch
         try:
@@ -91,7 +133,7 @@ class IndexingWorker:
             log.exception("embedding a batch of %d images failed", len(decoded))
             for job, _ in decoded:
                 self._fail(job, f"embedding failed: {exc}", final=False)
-            return len(jobs)
+            return
         ids = [job.image_id for job, _ in decoded]
         svc.spaces.write(ids, [job.tenant for job, _ in decoded], vectors, old, switch)
         done = svc.metadata.complete_jobs(ids)
@@ -101,7 +143,6 @@ class IndexingWorker:
                 for index in svc.spaces.indexes():
                     index.delete(gone)
         log.debug("indexed %d images", len(done))
-        return len(jobs)
 
     def reembed_once(self) -> int:
         """During a model switch, re-embed one batch of indexed images into the new index.
@@ -125,17 +166,20 @@ class IndexingWorker:
             return 0
         good: list[tuple[str, str, Image.Image]] = []
         skipped: list[str] = []
+        pending: list[tuple[Job, Future[Image.Image]]] = []
         for image_id in ids:
             record = svc.metadata.find_image(image_id)
             if record is None or record.sha256 is None:
                 skipped.append(image_id)
                 continue
+            job = Job(image_id, record.tenant, record.sha256, 0)
+            pending.append((job, self._decoder.submit(self._decode, job)))
+        for job, future in pending:
             try:
-                job = Job(image_id, record.tenant, record.sha256, 0)
-                good.append((image_id, record.tenant, self._decode(job)))
+                good.append((job.image_id, job.tenant, future.result()))
             except Exception as exc:  # noqa: BLE001 - one bad image must not stall the switch
-                log.warning("image %s can't be re-embedded: %s", image_id, exc)
-                skipped.append(image_id)
+                log.warning("image %s can't be re-embedded: %s", job.image_id, exc)
+                skipped.append(job.image_id)
         try:
             vectors = svc.embedder.embed_images([img for _, _, img in good])
         except Exception:
@@ -158,7 +202,7 @@ class IndexingWorker:
         """Process batches until `stop()`; sleep while the queue is empty."""
         while not self._stop.is_set():
             try:
-                claimed = self.run_once() or self.reembed_once()
+                claimed = self._pipeline() or self.reembed_once()
             except Exception:  # noqa: BLE001 - keep the worker alive through store hiccups
                 log.exception("indexing batch failed; retrying")
                 claimed = 0
@@ -170,7 +214,7 @@ class IndexingWorker:
     def drain(self, timeout_s: float = 60.0) -> None:
         """Process until nothing is ready (for tests and batch tools)."""
         deadline = time.monotonic() + timeout_s
-        while self.run_once() and time.monotonic() < deadline:
+        while self._pipeline() and time.monotonic() < deadline:
             pass
 
     def stop(self) -> None:

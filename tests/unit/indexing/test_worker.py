@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -107,3 +108,41 @@ def test_reconcile_repairs_a_crash(service: ImageService) -> None:
     assert _status(service, b) == IndexingStatus.QUEUED
     IndexingWorker(service, WorkerOptions()).drain()
     assert service.vectors.ids() == {a, b}
+
+
+class WaitingEmbedder(FakeEmbedder):
+    """Its first batch waits until an image of the next batch is being decoded."""
+
+    def __init__(self, next_batch_decoding: threading.Event) -> None:
+        super().__init__()
+        self.next_batch_decoding = next_batch_decoding
+        self.overlapped: list[bool] = []
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not self.overlapped:
+            self.overlapped.append(self.next_batch_decoding.wait(5))
+        return super().embed_images(images)
+
+
+def test_next_batch_decodes_while_this_one_embeds(service: ImageService) -> None:
+    ids = _upload(service, 4)
+    # claims come oldest first: the third and fourth uploads make the second batch
+    second = set(ids[2:])
+    decoding = threading.Event()
+    blobs_get = service.blobs.get
+    record_of = {service.get("t", i).sha256: i for i in ids}
+
+    def get(sha256: str) -> bytes:
+        if record_of.get(sha256) in second:
+            decoding.set()
+        return blobs_get(sha256)
+
+    service.blobs.get = get  # type: ignore[method-assign]
+    embedder = WaitingEmbedder(decoding)
+    service.embedder = embedder
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2))
+    worker.drain()
+    worker.close()
+    assert embedder.overlapped == [True]
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+    assert embedder.images_embedded == 4

@@ -1,0 +1,81 @@
+"""A bounded inference pool: at most N model calls run at once in a process.
+
+Searches embed their query on the server's request threads and every indexing worker embeds
+its batches on its own thread; without a bound, a burst of requests or many workers would run
+that many ONNX Runtime inferences at once, each wanting every core, and all of them would
+slow down together. The pool hands out a fixed number of slots; a call waits for a free one.
+One pool serves every model of a process (during a model switch, the old and the new).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .base import Embedder
+
+
+def default_slots() -> int:
+    """The pool size when none is configured: one slot per core, at least two.
+
+    Two, so that a query never waits behind a whole image batch on a small machine.
+    """
+    return max(2, os.cpu_count() or 1)
+
+
+class InferencePool:
+    """Slots for model calls, shared by every embedder `bound` to it."""
+
+    def __init__(self, slots: int = 0) -> None:
+        if slots < 0:
+            raise ValueError("inference slots must be >= 0 (0: one per core)")
+        self.size = slots or default_slots()
+        self._slots = threading.BoundedSemaphore(self.size)
+
+    def bound(self, embedder: Embedder) -> Embedder:
+        """`embedder` with its model calls run in this pool's slots."""
+        if isinstance(embedder, BoundedEmbedder):
+            embedder = embedder.inner
+        return BoundedEmbedder(embedder, self)
+
+    def __enter__(self) -> None:
+        self._slots.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
+class BoundedEmbedder:
+    """An Embedder whose `embed_images` and `embed_texts` wait for a slot of a pool."""
+
+    def __init__(self, inner: Embedder, pool: InferencePool) -> None:
+        self.inner = inner
+        self.pool = pool
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        with self.pool:
+            return self.inner.embed_images(images)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        with self.pool:
+            return self.inner.embed_texts(texts)
+
+    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
+        return self.inner.calibrate(similarities)
+
+    def __getattr__(self, name: str) -> Any:
+        # the model's own extras (`describe`, `family`, counters in tests) stay reachable
+        return getattr(self.inner, name)
