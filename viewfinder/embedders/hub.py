@@ -124,6 +124,9 @@ def pull_model(
     means the one `hf auth login` stored or HF_TOKEN. Transient network errors are retried
     `retries` times, each continuing where the last stopped. Raises ConfigurationError.
     """
+    # huggingface_hub reads HF_ENDPOINT once, when it is imported; read it at each pull so a
+    # mirror named after that import (a notebook, a test) is still the one used
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
     target = pull_target(name, data_dir)
     known: dict[str, str] = {}  # local files already hashed: path -> sha256
     repaired: list[str] = []

@@ -91,3 +91,55 @@ def test_serve_never_downloads_a_missing_model(hub: FakeHub, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert f"`viewfinder models pull {NAME}`" in result.output
     assert hub.hits == []
+
+
+def test_pulled_models_switch_with_reindexing(tiny: Path, tmp_path: Path) -> None:
+    """Pull two models from the hub, index with one, then serve the other: a switch."""
+    from tests.conftest import png_bytes
+    from viewfinder.bootstrap import build_service, worker_options
+    from viewfinder.config import Settings
+    from viewfinder.domain.records import UploadItem
+    from viewfinder.domain.service import ImageService, SearchRequest
+    from viewfinder.indexing.worker import IndexingWorker
+
+    other = build_tiny_clip(tmp_path / "src" / "Other", embed_dim=24, seed=1)
+    data = tmp_path / "data"
+    with FakeHub() as hub:
+        hub.add_repo(f"immich-app/{NAME}", tiny)
+        hub.add_repo("someone/Other-CLIP", other)
+        assert run(hub, data, "models", "pull", NAME).exit_code == 0
+        # plain HF_ENDPOINT (huggingface_hub's own variable) names the hub too
+        env = {"VIEWFINDER_DATA_DIR": str(data), "HF_ENDPOINT": hub.url}
+        pulled = CliRunner().invoke(cli, ["models", "pull", "someone/Other-CLIP"], env=env)
+        assert pulled.exit_code == 0, pulled.output
+
+    def open_service(model: str) -> tuple[ImageService, IndexingWorker]:
+        settings = Settings(data_dir=data, model=model, batch_size=2)
+        service = build_service(settings)
+        service.start()
+        return service, IndexingWorker(service, worker_options(settings))
+
+    service, worker = open_service(NAME)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    records = service.upload("t", [UploadItem(data=png_bytes(c)) for c in colours])
+    worker.drain()
+    first_model = service.embedder.model_id
+    worker.close()
+    service.close()
+
+    service, worker = open_service("Other-CLIP")  # selected by the name after the slash
+    status = CliRunner().invoke(cli, ["status"], env={"VIEWFINDER_DATA_DIR": str(data)})
+    assert status.exit_code == 0, status.output
+    assert f"switch   {first_model} -> {service.embedder.model_id}: 0/3" in status.output
+    hits = service.search("t", SearchRequest(query="red", max_results=3))
+    assert {h.record.image_id for h in hits} == {r.image_id for r in records}  # still answers
+    while worker.reembed_once():
+        pass
+    assert service.spaces.switch is None
+    stored = service.vectors.stored_model()
+    assert stored is not None and (stored.model_id, stored.dim) == (service.embedder.model_id, 24)
+    assert service.vectors.ids() == {r.image_id for r in records}
+    worker.close()
+    service.close()
+    after = CliRunner().invoke(cli, ["status"], env={"VIEWFINDER_DATA_DIR": str(data)})
+    assert "switch" not in after.output and "indexed  3" in after.output
