@@ -31,9 +31,13 @@ FLAGS = [
     "--no-first-run",
 ]
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+# CI (VIEWFINDER_TEST_REQUIRE_SERVICES=1) installs Chromium: there a missing one is a failure
 if not Path(CHROMIUM).exists():
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+    reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("VIEWFINDER_TEST_REQUIRE_SERVICES"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 # Drop a file on the drop zone the way a browser does: a DataTransfer holding a File.
 _DROP = """(b64) => {

@@ -480,7 +480,17 @@ def images_delete(
     model: str | None,
 ) -> None:
     """Delete images from storage, listing and search."""
+    missed = 0
     with open_backend(server, api_key, data_dir, tenant, model) as backend:
         for image_id in image_ids:
-            backend.delete_image(image_id)
+            try:
+                backend.delete_image(image_id)
+            except ViewfinderError as exc:
+                if isinstance(exc, AuthenticationError):
+                    raise  # no other id will fare better
+                click.echo(f"error: {image_id}: {exc.message}", err=True)
+                missed += 1
+                continue
             click.echo(f"deleted {image_id}")
+    if missed:  # the others were still tried
+        sys.exit(2)

@@ -113,6 +113,21 @@ def test_local_images_list_get_delete(photos: Path, tmp_path: Path) -> None:
     missing = invoke("images", "get", image_id, *where)
     assert missing.exit_code == 2 and f"error: image {image_id} not found" in missing.stderr
 
+    # an id that is gone does not stop the ones after it
+    last = listed[1]["image_id"]
+    both = invoke("images", "delete", image_id, last, *where)
+    assert both.exit_code == 2 and f"error: {image_id}: image {image_id} not found" in both.stderr
+    assert both.stdout.strip() == f"deleted {last}"
+    assert invoke("images", "get", last, *where).exit_code == 2
+
+
+def test_index_shows_a_progress_bar_with_rate_and_eta(photos: Path, tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    result = invoke("index", str(photos / "trip"), "--progress", *where)
+    assert "3 files: 2 indexed" in result.stdout
+    bar = result.stderr
+    assert "3/3" in bar and "img/s" in bar and "<" in bar  # done/total, rate, elapsed<left
+
 
 def test_usage_errors_say_how_to_fix_them(tmp_path: Path) -> None:
     no_key = invoke("search", "red", "--server", "http://127.0.0.1:9")
