@@ -68,7 +68,8 @@ def serve(
     app = create_app(settings, service, workers=pool)
     click.echo(
         f"Viewfinder on http://{settings.host}:{settings.port} (data in "
-        f"{settings.data_dir.resolve()}, model {service.embedder.model_id}; web page at /, API docs at /docs)",
+        f"{settings.data_dir.resolve()}, model {service.embedder.model_id}; "
+        "web page at /, API docs at /docs)",
         err=True,
     )
     try:
