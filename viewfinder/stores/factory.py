@@ -118,7 +118,14 @@ def _milvus_target(url: str, settings: Settings | None) -> MilvusTarget:
     except ImportError as exc:
         _missing_extra("milvus", "a Milvus vector index", exc)
     s = _settings(settings)
-    return parse_url(url, token=s.milvus_token, index_type=s.milvus_index_type)
+    target = parse_url(url, token=s.milvus_token, index_type=s.milvus_index_type)
+    if target.lite:
+        try:
+            import milvus_lite  # noqa: F401 - pymilvus alone only reaches a server
+        except ImportError as exc:
+            _missing_extra("milvus", "a Milvus Lite vector index", exc)
+        Path(target.uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def open_vectors(
