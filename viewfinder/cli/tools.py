@@ -278,8 +278,13 @@ def index(
                     if local:
                         # Also picks up what an interrupted run stored but did not index.
                         backend.process_queue()  # type: ignore[union-attr]
-                    bar.update(len(chunk))
-                    bar.set_postfix(new=len(run.new), skipped=run.skipped, failed=len(run.failures))
+                    bar.set_postfix(
+                        new=len(run.new),
+                        skipped=run.skipped,
+                        failed=len(run.failures),
+                        refresh=False,
+                    )
+                    bar.update(len(chunk))  # redraws, with the counts of this batch
             if local:
                 backend.process_queue()  # type: ignore[union-attr]
             elif wait:
