@@ -211,6 +211,37 @@ def test_async_client_against_the_server(server: Server) -> None:
     asyncio.run(scenario())
 
 
+def test_async_client_uploads_paths_and_urls_and_retries_429(
+    server: Server, tmp_path: Path
+) -> None:
+    red = tmp_path / "red.png"
+    red.write_bytes(png_bytes(RED))
+    key = _key(server, "async-limited", "search=1/second")
+
+    async def scenario() -> None:
+        async with AsyncClient(server.url, key) as vf:
+            (first,) = await vf.upload([red])
+            both = await vf.upload([first.image_url, red], metadata=[{"via": "url"}, None])
+            assert not any(r.failed for r in both)
+            ids = [first.image_id] + [r.image_id for r in both]
+            await vf.wait_until_indexed(ids, timeout_s=30)
+            assert (await vf.get_image(both[0].image_id)).metadata == {"via": "url"}
+            assert (await vf.download(both[0])) == red.read_bytes()
+            await vf.search("red")
+            started = time.monotonic()
+            hits = await vf.search("red")  # over the limit: waits as told, then succeeds
+            assert time.monotonic() - started >= 0.5
+            assert {h.image_id for h in hits} == set(ids)
+
+        other = _key(server, "async-limited2", "search=1/second")
+        async with AsyncClient(server.url, other, max_retries=0) as vf:
+            await vf.search("red")
+            with pytest.raises(RateLimitAPIError):
+                await vf.search("red")
+
+    asyncio.run(scenario())
+
+
 def test_in_process_over_the_app(client: TestClient, api_key: str, worker: IndexingWorker) -> None:
     vf = Client("http://testserver", api_key, http_client=client)
     up = vf.upload(png_bytes(RED))
