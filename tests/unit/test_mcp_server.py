@@ -143,3 +143,29 @@ def test_bad_key_is_a_tool_error(server: tuple[Server, str]) -> None:
         assert "invalid API key" in _error_text(result)
 
     _run(["--server", running.url, "--api-key", "vf_wrong"], scenario)
+
+
+def test_upload_by_url_through_a_remote_server(tmp_path: Path, pictures: Path) -> None:
+    data_dir = tmp_path / "server-data"
+    # private addresses allowed, so the server may fetch its own signed image URL
+    env = {
+        "VIEWFINDER_MODEL": "fake",
+        "VIEWFINDER_POLL_INTERVAL_S": "0.05",
+        "VIEWFINDER_FETCH_ALLOW_PRIVATE": "true",
+    }
+    key = cli(data_dir, "keys", "create", "acme", env=env).strip()
+
+    async def scenario(session: Any) -> None:
+        src = str(pictures / "red.png")
+        first = _payload(await session.call_tool("upload_image", {"source": src}))
+        by_url = _payload(
+            await session.call_tool(
+                "upload_image", {"source": first["image_url"], "metadata": {"via": "url"}}
+            )
+        )
+        assert by_url["indexing_status"] == 2 and by_url["metadata"]["via"] == "url"
+        assert by_url["image_id"] != first["image_id"]
+        assert by_url["sha256"] == first["sha256"]  # the same bytes, fetched by the server
+
+    with Server(data_dir, env) as running:
+        _run(["--server", running.url, "--api-key", key], scenario)
