@@ -1,15 +1,29 @@
-"""Shared fixtures: settings in a temporary data dir, a started service, an in-process client."""
+"""Shared fixtures: settings in a temporary data dir, a started service, an in-process client.
+
+The stores behind `settings` are chosen by the `stores` fixture: "embedded" (SQLite, a local
+folder, the exact index; the default everywhere) or "shared" (a fresh PostgreSQL database, S3
+bucket and Milvus collection on the session's servers). tests/api/conftest.py runs each API test
+on both; `@pytest.mark.embedded_only` keeps a test that looks at embedded files on the first.
+"""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.contract.services import (
+    MilvusServer,
+    PostgresServer,
+    S3Server,
+    need_module,
+    started,
+)
 from viewfinder.api.app import create_app
 from viewfinder.bootstrap import build_service, worker_options
 from viewfinder.config import Settings
@@ -17,6 +31,7 @@ from viewfinder.domain.keys import KeyRing
 from viewfinder.domain.service import ImageService
 from viewfinder.embedders.fake import FakeEmbedder
 from viewfinder.indexing.worker import IndexingWorker
+from viewfinder.stores.factory import is_multi_process
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 COCO_MINI = SHARED / "data" / "coco_mini"
@@ -36,17 +51,79 @@ def jpeg_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -
     return buf.getvalue()
 
 
+# backing services, once per session ---------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session."""
+    yield from started(PostgresServer())
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3-compatible server (moto) for the session."""
+    yield from started(S3Server(tmp_path_factory.mktemp("s3")))
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """A Milvus server (Milvus Lite's gRPC server) for the session."""
+    yield from started(MilvusServer(tmp_path_factory.mktemp("milvus")))
+
+
+@pytest.fixture(scope="session")
+def milvus_lite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Milvus Lite file for the session (each test uses its own collection in it)."""
+    need_module("pymilvus", "milvus")
+    need_module("milvus_lite", "milvus")
+    return tmp_path_factory.mktemp("lite") / "vectors.db"
+
+
+# the service under test ----------------------------------------------------------------------
+Stores = Literal["embedded", "shared"]
+STORES: list[Stores] = ["embedded", "shared"]
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings rooted in a fresh data directory, with the fake model."""
-    return Settings(data_dir=tmp_path / "data", model="fake", poll_interval_s=0.05)
+def stores(request: pytest.FixtureRequest) -> Stores:
+    """Which stores `settings` names: "embedded" unless a conftest parametrises this fixture."""
+    return getattr(request, "param", "embedded")
+
+
+@pytest.fixture
+def settings(stores: Stores, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings rooted in a fresh data directory, with the fake model, over `stores`."""
+    base = Settings(data_dir=tmp_path / "data", model="fake", poll_interval_s=0.05)
+    if stores == "embedded":
+        yield base
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    s3: S3Server = request.getfixturevalue("s3_server")
+    milvus: MilvusServer = request.getfixturevalue("milvus_server")
+    database = postgres.database()
+    try:
+        yield base.model_copy(
+            update={
+                "database_url": database,
+                "blob_url": f"s3://{s3.bucket()}/vf",
+                "vector_url": milvus.url(),
+                "s3_addressing_style": "path",
+                "database_pool_size": 4,
+                **s3.settings(),
+            }
+        )
+    finally:  # after `service` (which depends on this fixture) has closed its pool
+        postgres.drop(database)
 
 
 @pytest.fixture
 def service(settings: Settings) -> Iterator[ImageService]:
-    """A started service over embedded stores."""
+    """A started service over the stores `settings` names."""
     svc = build_service(settings, embedder=FakeEmbedder())
-    svc.start()
+    try:
+        svc.start(single_process=not is_multi_process(settings))
+    except BaseException:
+        svc.close()
+        raise
     yield svc
     svc.close()
 

@@ -1,7 +1,8 @@
 """Contract fixtures: every backend of each store protocol, behind one parametrised fixture.
 
-The services (PostgreSQL, an S3 server, a Milvus server) start once per session; a backend
-whose package or server binary is missing is skipped with the reason.
+The services (PostgreSQL, an S3 server, a Milvus server) start once per session (their fixtures
+are in tests/conftest.py, shared with the API tests); a backend whose package or server binary
+is missing is skipped with the reason, or fails with it under VIEWFINDER_TEST_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
@@ -12,37 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.services import MilvusServer, PostgresServer, S3Server, started
+from tests.contract.services import MilvusServer, PostgresServer, S3Server
 from viewfinder.config import Settings
 from viewfinder.stores.base import BlobStore, MetadataStore, VectorIndex
 from viewfinder.stores.factory import open_blobs, open_metadata, open_vectors
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster for the session."""
-    yield from started(PostgresServer())
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """An S3-compatible server (moto) for the session."""
-    yield from started(S3Server(tmp_path_factory.mktemp("s3")))
-
-
-@pytest.fixture(scope="session")
-def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
-    """A Milvus server (Milvus Lite's gRPC server) for the session."""
-    yield from started(MilvusServer(tmp_path_factory.mktemp("milvus")))
-
-
-@pytest.fixture(scope="session")
-def milvus_lite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One Milvus Lite file for the session (each test uses its own collection in it)."""
-    pytest.importorskip("pymilvus", reason="pymilvus is not installed (viewfinder[milvus])")
-    pytest.importorskip("milvus_lite", reason="milvus-lite is not installed (viewfinder[milvus])")
-    return tmp_path_factory.mktemp("lite") / "vectors.db"
-
 
 # metadata ------------------------------------------------------------------------------------
 METADATA_BACKENDS = ["sqlite", "postgres"]

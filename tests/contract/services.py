@@ -6,7 +6,8 @@
 - Milvus: the Milvus Lite gRPC server in a subprocess, standing in for a Milvus cluster.
 
 Each `start()` raises `Unavailable` with the reason when its package or binary is missing, so
-fixtures can skip cleanly.
+fixtures can skip cleanly. With `VIEWFINDER_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`) a missing
+service fails the tests that need it instead: CI must not pass by skipping them.
 """
 
 from __future__ import annotations
@@ -25,13 +26,27 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+
+REQUIRE_SERVICES_VAR = "VIEWFINDER_TEST_REQUIRE_SERVICES"
 
 
 class Unavailable(Exception):
     """A service can't run here; the message says why (and how to fix it)."""
+
+
+def services_required() -> bool:
+    """Whether a missing service must fail the tests (CI) rather than skip them (a laptop)."""
+    return os.environ.get(REQUIRE_SERVICES_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for want of a service, or fail it when services are required."""
+    if services_required():
+        pytest.fail(f"{reason} ({REQUIRE_SERVICES_VAR} is set)", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -54,6 +69,17 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: f
 def _need(module: str, extra: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise Unavailable(f"{module} is not installed (pip install 'viewfinder[{extra}]')")
+
+
+def need_module(module: str, extra: str) -> None:
+    """For a test or fixture: skip (or fail, see `unavailable`) when a package is missing."""
+    try:
+        _need(module, extra)
+    except Unavailable as exc:
+        reason = str(exc)
+    else:
+        return
+    unavailable(reason)  # outside the except block: the report shows the reason alone
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -164,6 +190,7 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log = folder / f"moto-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._client: Any = None  # a boto3 S3 client, once made
 
     def start(self) -> S3Server:
         _need("boto3", "s3")
@@ -179,15 +206,18 @@ class S3Server:
         return self
 
     def client(self):  # type: ignore[no-untyped-def]
-        import boto3
+        """A boto3 client of this server, made once (making one takes a good 0.1 s)."""
+        if self._client is None:
+            import boto3
 
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=self.region,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-        )
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+            )
+        return self._client
 
     def bucket(self) -> str:
         name = f"t-{uuid.uuid4().hex[:12]}"
@@ -204,6 +234,9 @@ class S3Server:
         }
 
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         _stop(self.proc)
 
 
@@ -248,12 +281,16 @@ S = TypeVar("S", PostgresServer, S3Server, MilvusServer)
 
 
 def started(service: S) -> Iterator[S]:
-    """For a fixture: start the service, skip when it can't run here, stop it afterwards."""
+    """For a fixture: start the service, skip (or fail, see `unavailable`) when it can't run
+    here, stop it afterwards."""
+    reason = None
     try:
         service.start()
     except Unavailable as exc:
+        reason = str(exc)
+    if reason is not None:  # outside the except block: the report shows the reason alone
         service.stop()
-        pytest.skip(str(exc))
+        unavailable(reason)
     try:
         yield service
     finally:

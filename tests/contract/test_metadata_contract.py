@@ -7,11 +7,19 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.contract.services import REQUIRE_SERVICES_VAR, services_required
 from viewfinder.domain.records import ImageRecord, IndexingStatus
 from viewfinder.errors import ConfigurationError
 from viewfinder.stores.base import JobRow, MetadataStore
 
 from .conftest import METADATA_BACKENDS
+
+
+def _all_backends_ran(ran: list[str]) -> None:
+    """Under VIEWFINDER_TEST_REQUIRE_SERVICES, a comparison over fewer backends is a failure."""
+    missing = [b for b in METADATA_BACKENDS if b not in ran]
+    if missing and services_required():
+        pytest.fail(f"metadata backends {missing} did not run ({REQUIRE_SERVICES_VAR} is set)")
 
 
 def rec(
@@ -175,11 +183,13 @@ def test_export_and_import(metadata_store: MetadataStore, request: pytest.Fixtur
     assert source.claim_jobs(1, lease_s=60, now=1)  # a lease is not carried over
 
     factory: Callable[[str], MetadataStore] = request.getfixturevalue("metadata_factory")
+    ran: list[str] = []
     for backend in METADATA_BACKENDS:
         try:
             target = factory(backend)
         except pytest.skip.Exception:
-            continue
+            continue  # without VIEWFINDER_TEST_REQUIRE_SERVICES, a missing service skips
+        ran.append(backend)
         keys = source.export_keys()
         batches = list(source.iter_images(batch_size=3))
         assert [len(images) for images, _ in batches] == [3, 3, 2]
@@ -196,6 +206,7 @@ def test_export_and_import(metadata_store: MetadataStore, request: pytest.Fixtur
         assert [j.image_id for j in target.claim_jobs(100, 60, now=10)] == [
             "i0", "i2", "i3", "i4", "i5", "i6"
         ]  # fmt: skip
+    _all_backends_ran(ran)
 
 
 def test_backends_agree(metadata_factory: Callable[[str], MetadataStore]) -> None:
@@ -205,7 +216,7 @@ def test_backends_agree(metadata_factory: Callable[[str], MetadataStore]) -> Non
         try:
             store = metadata_factory(backend)
         except pytest.skip.Exception:
-            continue
+            continue  # without VIEWFINDER_TEST_REQUIRE_SERVICES, a missing service skips
         log: list[object] = []
         store.insert_images([rec(f"i{n}", ts=n, tenant="ab"[n % 2]) for n in range(20)])
         log.append(store.claim_jobs(5, 30, now=10))
@@ -218,6 +229,7 @@ def test_backends_agree(metadata_factory: Callable[[str], MetadataStore]) -> Non
         log.append(store.count_images(IndexingStatus.QUEUED, tenant="b"))
         log.append(sorted(store.image_ids_with_status(IndexingStatus.INDEXED)))
         outcomes.append((backend, log))
+    _all_backends_ran([backend for backend, _ in outcomes])
     if len(outcomes) < 2:
         pytest.skip("only one metadata backend is available")
     for backend, log in outcomes[1:]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from tests.contract.services import need_module
 from viewfinder.embedders.base import l2_normalize
 from viewfinder.errors import ConfigurationError
 from viewfinder.stores.base import StoredModel, VectorIndex
@@ -197,7 +198,7 @@ def test_same_results_as_the_exact_index(
 
 
 def test_milvus_urls() -> None:
-    pytest.importorskip("pymilvus", reason="pymilvus is not installed (viewfinder[milvus])")
+    need_module("pymilvus", "milvus")
     from viewfinder.stores.milvus_vectors import parse_url
 
     t = parse_url("milvus://u:p%40ss@db.example:19531/photos?db=prod", token=None)
