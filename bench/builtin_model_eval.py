@@ -85,7 +85,7 @@ def main() -> None:
     sims = query_vecs @ image_vecs.T
     metrics = rank_metrics(sims, targets)
     relevant = relevance_matrix(targets, len(items))
-    center, slope = fit_logistic(sims, relevant)
+    center, slope = fit_logistic(sims, relevant, balanced=True)
     calibrated = emb.calibrate(sims)
     table = calibration_table(calibrated, relevant)
 
@@ -119,7 +119,10 @@ def main() -> None:
     print(
         f"query ms         median {result['query_ms_median']:.2f}  p90 {result['query_ms_p90']:.2f}"
     )
-    print(f"calibration fit  center {center:.4f} slope {slope:.2f}")
+    print(
+        f"calibration fit  center {center:.4f} slope {slope:.2f} (balanced; shipped "
+        f"{emb.recipe.calibration_center} / {emb.recipe.calibration_slope})"
+    )
     for row in table:
         prec = "-" if row.precision is None else f"{row.precision:.3f}"
         print(

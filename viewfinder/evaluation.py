@@ -191,21 +191,32 @@ def calibration_table(
 
 
 def fit_logistic(
-    similarities: np.ndarray, relevant: np.ndarray, *, iterations: int = 50
+    similarities: np.ndarray,
+    relevant: np.ndarray,
+    *,
+    balanced: bool = False,
+    iterations: int = 100,
 ) -> tuple[float, float]:
     """Fit P(relevant) = 1 / (1 + exp(-slope * (s - center))) by Newton's method.
 
+    `balanced` weighs the relevant and the irrelevant pairs equally in total, so that the
+    fitted 0.5 is where a similarity is as likely to come from a match as from a non-match
+    (likelihood ratio 1), however rare matches are: how the built-in model is calibrated.
     Returns (center, slope) for `viewfinder.embedders.base.logistic`.
     """
     s = np.asarray(similarities, dtype=np.float64).ravel()
     y = np.asarray(relevant, dtype=np.float64).ravel()
     if s.shape != y.shape or not (0 < y.sum() < y.size):
         raise ValueError("need matching arrays with both relevant and irrelevant pairs")
+    if balanced:
+        weight = np.where(y > 0, 0.5 / y.sum(), 0.5 / (y.size - y.sum())) * y.size
+    else:
+        weight = np.ones_like(y)
     a, b = 0.0, 0.0  # logit = a * s + b
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(a * s + b)))
-        w = p * (1.0 - p) + 1e-12
-        g = np.array([((p - y) * s).sum(), (p - y).sum()])
+        w = weight * p * (1.0 - p) + 1e-12
+        g = np.array([(weight * (p - y) * s).sum(), (weight * (p - y)).sum()])
         h = np.array([[(w * s * s).sum(), (w * s).sum()], [(w * s).sum(), w.sum()]])
         step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
         a, b = a - step[0], b - step[1]

@@ -89,6 +89,18 @@ def test_fit_logistic_recovers_parameters() -> None:
         fit_logistic(s, np.zeros(s.size, bool))
 
 
+def test_balanced_fit_puts_one_half_where_the_likelihood_ratio_is_one() -> None:
+    # matches 1 in 100, similarities N(0.6, 0.1) vs N(0.2, 0.1): the densities cross at 0.4
+    rng = np.random.default_rng(1)
+    y = rng.random(100_000) < 0.01
+    s = np.where(y, rng.normal(0.6, 0.1, y.size), rng.normal(0.2, 0.1, y.size))
+    center, slope = fit_logistic(s, y, balanced=True)
+    assert center == pytest.approx(0.4, abs=0.02)
+    assert slope == pytest.approx(40.0, rel=0.15)  # (0.6 - 0.2) / 0.1^2
+    plain, _ = fit_logistic(s, y)  # the rare matches pull the plain fit's 0.5 higher
+    assert plain == pytest.approx(0.4 + 0.01 * np.log(99) / 0.4, abs=0.03)
+
+
 def _folder(tmp_path: Path, lines: list[str], images: tuple[str, ...] = ("a.jpg", "b.png")) -> Path:
     (tmp_path / "images").mkdir()
     for name in images:

@@ -211,9 +211,11 @@ class SqliteMetadataStore:
                         (r.image_id, r.upload_timestamp, r.upload_timestamp),
                     )
 
+    # Lookups by id write `+tenant` so that SQLite takes the primary key: with the plain column
+    # its planner prefers the (tenant, upload_ts) index and walks every image of the tenant.
     def get_image(self, tenant: str, image_id: str) -> ImageRecord | None:
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id = ?",
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE +tenant = ? AND image_id = ?",
             (tenant, image_id),
         )
         return _record(rows[0]) if rows else None
@@ -229,7 +231,7 @@ class SqliteMetadataStore:
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in self._query(
-                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id IN ({marks})",
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE +tenant = ? AND image_id IN ({marks})",
                 (tenant, *chunk),
             ):
                 found[row["image_id"]] = _record(row)
@@ -246,7 +248,7 @@ class SqliteMetadataStore:
     def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
         with self._tx() as conn:
             row = conn.execute(
-                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND image_id = ?",
+                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE +tenant = ? AND image_id = ?",
                 (tenant, image_id),
             ).fetchone()
             if row is None:

@@ -106,3 +106,22 @@ def test_keys(store: SqliteMetadataStore) -> None:
     assert store.find_key("x") is None
     assert store.list_keys() == [key]
     assert store.revoke_key("k1") and not store.revoke_key("k1")
+
+
+def test_lookups_by_id_take_the_primary_key(store: SqliteMetadataStore, tmp_path: Path) -> None:
+    # Walking the tenant index instead made every search and get O(images of the tenant).
+    store.insert_images([rec(f"i{n}", ts=float(n)) for n in range(300)])
+    statements: list[str] = []
+    store._conn.set_trace_callback(statements.append)
+    assert set(store.get_images("t", ["i1", "i7", "i250"])) == {"i1", "i7", "i250"}
+    assert store.get_image("t", "i3") is not None and store.get_image("u", "i3") is None
+    assert store.delete_image("t", "i4") is not None
+    store._conn.set_trace_callback(None)
+    lookups = [s for s in statements if s.lstrip().startswith("SELECT") and "image_id" in s]
+    assert len(lookups) >= 4
+    check = sqlite3.connect(tmp_path / "m.db")
+    for sql in lookups:
+        plan = " ".join(str(row) for row in check.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "images_by_tenant" not in plan, (sql, plan)
+        assert "sqlite_autoindex_images_1" in plan, (sql, plan)
+    check.close()

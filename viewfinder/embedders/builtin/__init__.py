@@ -45,7 +45,7 @@ __all__ = [
 
 # Bump whenever anything that changes the vectors changes (recipe, prompts, preprocessing,
 # graph): it is part of `model_id`, and stores refuse to mix vectors of different model ids.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: one view per image (no mirrored second view): twice as fast
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Recipe:
     temperature: float = 2.0  # softmax temperature over the classifier's logits
     image_centering: float = 1.5  # times the mean class embedding subtracted from images
     query_centering: float = 0.0  # times the same mean subtracted from queries
+    # Averaging over a mirrored second view gains ~1 point Recall@1 on coco_mini for twice the
+    # image-tower compute; on a 2-core machine without AVX-512 that halves indexing speed.
+    mirror_view: bool = False
     calibration_center: float = 0.0  # cosine at which the calibrated score is 0.5
     calibration_slope: float = 10.0
 
@@ -63,12 +66,12 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # calibration: logistic fitted on the 1195 x 239 caption/photo pairs of coco_mini, matching
     # and non-matching pairs weighted equally (score 0.5 = likelihood ratio 1)
-    "minilm": Recipe(image_centering=1.5, calibration_center=0.235, calibration_slope=14.12),
+    "minilm": Recipe(image_centering=1.5, calibration_center=0.234, calibration_slope=13.94),
     "e5": Recipe(
         image_centering=0.8,
         query_centering=0.5,
-        calibration_center=0.591,
-        calibration_slope=34.20,
+        calibration_center=0.590,
+        calibration_slope=34.08,
     ),
 }
 
@@ -97,7 +100,12 @@ class BuiltinEmbedder:
         self.text_model = text_model
         self.recipe = RECIPES[text_model]
         self._text: TextTower = load_text_tower(text_model, intra_op_threads)
-        self._image = ImageTower(variant, self.cache_dir, intra_op_threads=intra_op_threads)
+        self._image = ImageTower(
+            variant,
+            self.cache_dir,
+            intra_op_threads=intra_op_threads,
+            flip=self.recipe.mirror_view,
+        )
         self._classes, self._mean = self._class_embeddings()
         self._names: list[str] | None = None
 
