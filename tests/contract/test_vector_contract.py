@@ -52,9 +52,12 @@ def test_tenants_are_isolated(vector_index: VectorIndex) -> None:
         assert {i for i, _ in got} == {f"i{n}" for n in range(k, 30, 3)}
         assert got[0][0] == f"i{k}"
     assert index.search('plain" || tenant != "x', data[0], 30) == []  # no injection
+    assert [index.count(t) for t in tenants] == [10, 10, 10] and index.count() == 30
+    assert index.count('plain" || tenant != "x') == 0 and index.count("nobody") == 0
     index.upsert(["i1"], ["plain2"], data[1:2])  # moving an image to another tenant
     assert "i1" not in {i for i, _ in index.search("plain", data[1], 30)}
     assert index.search("plain2", data[1], 1)[0][0] == "i1"
+    assert (index.count("plain"), index.count("plain2")) == (9, 11)
 
 
 def test_upsert_replaces_and_delete(vector_index: VectorIndex) -> None:

@@ -286,13 +286,15 @@ class ImageService:
         def count(status: IndexingStatus) -> int:
             return self.metadata.count_images(status, tenant)
 
+        indexed = count(IndexingStatus.INDEXED)
         return QueueStatus(
             stored=count(IndexingStatus.STORED),
             queued=count(IndexingStatus.QUEUED),
-            indexed=count(IndexingStatus.INDEXED),
+            indexed=indexed,
             failed=count(IndexingStatus.FAILED),
             model_id=self.embedder.model_id,
-            switch=self.spaces.progress(self.metadata.count_images(IndexingStatus.INDEXED)),
+            # a tenant sees the switch over its own images only, never the server's totals
+            switch=self.spaces.progress(indexed, tenant),
         )
 
     def reindex_all(self) -> int:

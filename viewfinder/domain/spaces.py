@@ -215,8 +215,11 @@ class VectorSpaces:
                 self.switch.shadow.close()
                 self.active, self.switch = active, None
 
-    def progress(self, indexed_count: int) -> SwitchProgress | None:
-        """How far the current switch has come, or None."""
+    def progress(self, indexed_count: int, tenant: str | None = None) -> SwitchProgress | None:
+        """How far the current switch has come (for one tenant's images, or all), or None.
+
+        `indexed_count` is the number of indexed images of the same scope.
+        """
         with self.lock:
             sw = self.switch
             if sw is None:
@@ -224,7 +227,7 @@ class VectorSpaces:
             return SwitchProgress(
                 from_model=sw.old_model_id,
                 to_model=self.embedder.model_id,
-                done=min(sw.shadow.count(), indexed_count),
+                done=min(sw.shadow.count(tenant), indexed_count),
                 total=indexed_count,
             )
 

@@ -144,7 +144,9 @@ class VectorIndex(Protocol):
         """Return up to k (id, dot product) pairs of the tenant, best first."""
 
     def ids(self) -> set[str]: ...
-    def count(self) -> int: ...
+    def count(self, tenant: str | None = None) -> int:
+        """How many vectors (of one tenant, or of all)."""
+
     def iter_vectors(
         self, batch_size: int = 1000
     ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:

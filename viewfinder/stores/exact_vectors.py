@@ -195,9 +195,12 @@ class ExactVectorIndex:
         with self._lock:
             return set(self._tenant_of)
 
-    def count(self) -> int:
+    def count(self, tenant: str | None = None) -> int:
         with self._lock:
-            return len(self._tenant_of)
+            if tenant is None:
+                return len(self._tenant_of)
+            part = self._parts.get(tenant)
+            return len(part.ids) if part else 0
 
     def iter_vectors(
         self, batch_size: int = 1000

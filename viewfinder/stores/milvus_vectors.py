@@ -315,10 +315,11 @@ class MilvusVectorIndex:
     def ids(self) -> set[str]:
         return {str(row["id"]) for batch in self._iterate(["id"], 10_000) for row in batch}
 
-    def count(self) -> int:
+    def count(self, tenant: str | None = None) -> int:
         self._check_open()
+        where = "" if tenant is None else f"tenant == {json.dumps(tenant, ensure_ascii=False)}"
         with self._calling("count"):
-            rows = self._client.query(self.name, filter="", output_fields=["count(*)"])
+            rows = self._client.query(self.name, filter=where, output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
     def iter_vectors(

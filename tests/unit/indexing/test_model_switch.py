@@ -109,3 +109,29 @@ def test_old_model_unavailable_searches_partial_new_index(tmp_path: Path) -> Non
         pass
     assert _top(service, "red") == record.image_id
     service.close()
+
+
+def test_a_tenant_sees_the_switch_over_its_own_images_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    service, worker = _service(data, "fake")
+    service.upload("t", [UploadItem(data=png_bytes((n, 0, 0))) for n in range(3)])
+    service.upload("u", [UploadItem(data=png_bytes((0, n, 0))) for n in range(2)])
+    worker.drain()
+    service.close()
+
+    service, worker = _service(data, "fake64")
+    progress = {t: service.queue_status(t).switch for t in ("t", "u", "nobody", None)}
+    assert {t: (p.done, p.total) for t, p in progress.items() if p} == {
+        "t": (0, 3),
+        "u": (0, 2),
+        "nobody": (0, 0),
+        None: (0, 5),
+    }
+    worker.reembed_once()  # one batch of two images
+    done = {t: service.queue_status(t).switch.done for t in ("t", "u")}  # type: ignore[union-attr]
+    assert sum(done.values()) == 2 and done["t"] <= 3 and done["u"] <= 2
+    while worker.reembed_once():
+        pass
+    assert service.queue_status("t").switch is None
+    worker.close()
+    service.close()
