@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.contract.services import MilvusServer, PostgresServer, S3Server
+from tests.contract.services import MilvusServer, PostgresServer, S3Server, started
 from tests.e2e.server import Server, cli
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +29,21 @@ pytestmark = pytest.mark.e2e
 N_IMAGES = 300
 LEASE_S = 8.0  # longer than any batch here, short enough to wait out in a test
 INDEXED = re.compile(r"viewfinder\.indexing\.worker: indexed (\d+) images")
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    yield from started(PostgresServer())
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from started(S3Server(tmp_path_factory.mktemp("s3")))
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    yield from started(MilvusServer(tmp_path_factory.mktemp("milvus")))
 
 
 class Worker:
@@ -79,12 +95,8 @@ def _comparable(results: list[dict]) -> list[tuple]:
 
 
 def test_two_apis_two_workers_one_killed(
-    tmp_path: Path,
-    postgres_server: PostgresServer,
-    s3_server: S3Server,
-    milvus_server: MilvusServer,
+    tmp_path: Path, postgres: PostgresServer, s3: S3Server, milvus: MilvusServer
 ) -> None:
-    postgres, s3, milvus = postgres_server, s3_server, milvus_server
     database = postgres.database()
     env = {
         "VIEWFINDER_DATABASE_URL": database,
