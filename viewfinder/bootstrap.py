@@ -13,11 +13,30 @@ from .embedders.base import Embedder
 from .embedders.factory import load_embedder
 from .embedders.pool import InferencePool
 from .indexing.worker import WorkerOptions
-from .stores.factory import open_stores, open_vectors, promote_vectors
+from .stores.factory import is_multi_process, open_stores, open_vectors, promote_vectors
+from .stores.ownership import DataDirLock
 
 
 def build_service(settings: Settings, embedder: Embedder | None = None) -> ImageService:
-    """Open the stores and the model named by settings (not yet started)."""
+    """Open the stores and the model named by settings (not yet started).
+
+    On embedded stores the service owns the data directory until it is closed: a second
+    process asking for it gets a ConfigurationError that names the fix.
+    """
+    owner = None if is_multi_process(settings) else DataDirLock(settings.data_dir)
+    if owner is not None:
+        owner.acquire()
+    try:
+        return _assemble(settings, embedder, owner)
+    except BaseException:
+        if owner is not None:
+            owner.release()
+        raise
+
+
+def _assemble(
+    settings: Settings, embedder: Embedder | None, owner: DataDirLock | None
+) -> ImageService:
     metadata, blobs, vectors = open_stores(settings)
     fetcher = UrlFetcher(
         FetchPolicy(
@@ -46,6 +65,7 @@ def build_service(settings: Settings, embedder: Embedder | None = None) -> Image
         limits,
         model_spec=_model_spec(settings.model),
         hooks=hooks,
+        on_close=owner.release if owner is not None else None,
     )
 
 

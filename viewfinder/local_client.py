@@ -33,8 +33,9 @@ class LocalClient:
     """The calls of `Client` over a data directory in this process: no server, no key.
 
     Images are indexed by `wait_until_indexed` / `process_queue` in the calling thread, or
-    continuously by background threads when `background=True`. Do not point it at the data
-    directory of a running server: that server would not see the new vectors; use `Client`.
+    continuously by background threads when `background=True`. It owns the data directory
+    while open: on the directory of a running server it raises ConfigurationError (use
+    `Client` against that server instead).
     """
 
     def __init__(

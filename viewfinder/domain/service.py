@@ -64,6 +64,7 @@ class ImageService:
         model_spec: str = "",
         hooks: SpaceHooks | None = None,
         clock: Callable[[], float] = time.time,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.metadata = metadata
         self.blobs = blobs
@@ -71,6 +72,7 @@ class ImageService:
         self.fetcher = fetcher
         self.limits = limits
         self._clock = clock
+        self._on_close = on_close  # e.g. let the data directory go
         self.queue_changed = threading.Event()
 
     @property
@@ -126,6 +128,9 @@ class ImageService:
         self.spaces.close()
         for store in (self.blobs, self.metadata):
             store.close()
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
 
     # upload
     def upload(self, tenant: str, items: Sequence[UploadItem]) -> list[ImageRecord]:

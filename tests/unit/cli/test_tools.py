@@ -180,3 +180,19 @@ def test_remote_index_search_and_images(server: tuple[Server, str], photos: Path
     wrong = invoke("images", "list", "--server", running.url, "--api-key", "vf_wrong")
     assert wrong.exit_code == 2
     assert "invalid API key; check --api-key / VIEWFINDER_API_KEY" in wrong.stderr
+
+
+def test_local_commands_refuse_a_running_servers_directory(photos: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with Server(data_dir, ENV):
+        refused = invoke("search", "red", "--data-dir", str(data_dir))
+        assert refused.exit_code == 2
+        assert "in use by another Viewfinder process" in refused.stderr
+        assert "--server" in refused.stderr  # the fix
+        indexed = invoke("index", str(photos / "red.png"), "--data-dir", str(data_dir))
+        assert indexed.exit_code == 2
+        # keys are made beside a running server, as the README says
+        key = run_cli(data_dir, "keys", "create", "acme", env=ENV).strip()
+        assert key.startswith("vf_")
+    after = invoke("search", "red", "--data-dir", str(data_dir))  # stopped: free again
+    assert after.exit_code == 0, after.output
