@@ -112,6 +112,8 @@ def create_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = inter_op_threads
+    # no busy-waiting between runs: the cores go to decoding and to the requests meanwhile
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = choose_providers(providers)
     try:
         session: Any = ort.InferenceSession(str(model_path), options, providers=chosen)

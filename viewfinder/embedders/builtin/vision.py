@@ -145,6 +145,8 @@ def _session(model: bytes, intra_op_threads: int) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = 1
+    # idle threads that spin between batches would slow the decoding of the next batch
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
         return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
