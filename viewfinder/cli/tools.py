@@ -77,9 +77,11 @@ def open_backend(
     model: str | None,
     *,
     background: bool = False,
+    must_exist: bool = False,
 ) -> Iterator[Backend]:
     """A `Client` for --server, else a `LocalClient` over the data directory (indexing in
-    background threads when `background`)."""
+    background threads when `background`; refusing one that holds nothing yet when
+    `must_exist`, as a mistyped --data-dir would otherwise read as an empty library)."""
     if server:
         if not api_key:
             raise click.UsageError(
@@ -104,6 +106,13 @@ def open_backend(
     from ..local_client import LocalClient
 
     settings = settings_from(data_dir=data_dir, model=model)
+    database = settings.data_dir / "viewfinder.db"
+    if must_exist and settings.database_url is None and not database.is_file():
+        raise click.UsageError(
+            f"no Viewfinder data in {settings.data_dir.resolve()}: index images there first "
+            "(`viewfinder index PATH`), pass the right --data-dir (or VIEWFINDER_DATA_DIR), "
+            "or ask a server with --server URL"
+        )
     with LocalClient(settings, tenant, background=background) as local:
         yield local
 
@@ -375,7 +384,7 @@ def search(
     as_json: bool,
 ) -> None:
     """Find images matching a description, best first."""
-    with open_backend(server, api_key, data_dir, tenant, model) as backend:
+    with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         results = backend.search(
             query, max_results=max_results, threshold=threshold, search_mode=mode
         )
@@ -427,7 +436,7 @@ def images_list(
     as_json: bool,
 ) -> None:
     """List images, newest first."""
-    with open_backend(server, api_key, data_dir, tenant, model) as backend:
+    with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         rows = backend.list_images(limit, offset)
     if as_json:
         _print_json([asdict(im) for im in rows])
@@ -452,7 +461,7 @@ def images_get(
     as_json: bool,
 ) -> None:
     """Show one image."""
-    with open_backend(server, api_key, data_dir, tenant, model) as backend:
+    with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         im = backend.get_image(image_id)
     if as_json:
         _print_json(asdict(im))
@@ -486,7 +495,7 @@ def images_delete(
 ) -> None:
     """Delete images from storage, listing and search."""
     missed = 0
-    with open_backend(server, api_key, data_dir, tenant, model) as backend:
+    with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         for image_id in image_ids:
             try:
                 backend.delete_image(image_id)

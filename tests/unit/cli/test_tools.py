@@ -107,6 +107,13 @@ def test_local_images_list_get_delete(photos: Path, tmp_path: Path) -> None:
     # Another tenant of the same directory sees nothing.
     other = invoke("images", "list", "--data-dir", str(tmp_path / "data"))
     assert other.stdout == "" and "no images" in other.stderr
+    # A mistyped directory is not read as an empty library (nor created).
+    typo = tmp_path / "dta"
+    for args in (["images", "list"], ["search", "red"], ["images", "get", image_id]):
+        wrong = invoke(*args, "--data-dir", str(typo))
+        assert wrong.exit_code == 2 and "no Viewfinder data in" in wrong.stderr
+        assert "viewfinder index" in wrong.stderr
+    assert not typo.exists()
 
     deleted = invoke("images", "delete", image_id, *where)
     assert deleted.stdout.strip() == f"deleted {image_id}"
