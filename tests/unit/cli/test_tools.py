@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -203,3 +210,44 @@ def test_local_commands_refuse_a_running_servers_directory(photos: Path, tmp_pat
         assert key.startswith("vf_")
     after = invoke("search", "red", "--data-dir", str(data_dir))  # stopped: free again
     assert after.exit_code == 0, after.output
+
+
+def test_an_interrupted_index_continues_when_run_again(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for n in range(40):
+        (folder / f"{n:02}.png").write_bytes(png_bytes((n * 6, 255 - n * 6, 0)))
+    data_dir = tmp_path / "data"
+    # slow enough (50 ms an image) to stop it part-way, by Ctrl-C as a user would
+    env = {**os.environ, "VIEWFINDER_MODEL": "fake:0.05", "VIEWFINDER_POLL_INTERVAL_S": "0.05"}
+    env.pop("VIEWFINDER_SERVER", None)
+    env.pop("VIEWFINDER_API_KEY", None)
+    cmd = [sys.executable, "-m", "viewfinder.cli", "index", str(folder), "--batch-size", "4"]
+    cmd += ["--data-dir", str(data_dir)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    settings = Settings(data_dir=data_dir, model="fake")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        db = data_dir / "viewfinder.db"
+        if db.exists():
+            with sqlite3.connect(db) as conn:
+                try:
+                    stored = conn.execute("SELECT count(*) FROM images").fetchone()[0]
+                except sqlite3.OperationalError:  # not migrated yet
+                    stored = 0
+            if stored >= 8:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "run the same command again to continue" in err
+
+    again = invoke("index", str(folder), "--data-dir", str(data_dir))
+    assert again.exit_code == 0, again.output
+    summary = again.stdout.strip().splitlines()[-1]
+    indexed, skipped = (int(x) for x in re.findall(r"(\d+) (?:indexed|already)", summary))
+    assert skipped >= 8 and indexed + skipped == 40, summary
+    with LocalClient(settings) as local:
+        images = list(local.iter_images())
+        assert len(images) == 40 and all(im.status == "indexed" for im in images)
