@@ -106,6 +106,11 @@ def test_sign_in_upload_search_detail_delete(
     drop = page.evaluate_handle(_DROP, base64.b64encode(png_bytes((0, 255, 0))).decode())
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": drop})
     expect(page.locator("#uploads li")).to_have_count(2)
+    # each file has its own progress bar, full once its upload is answered
+    for name in ("red.png", "green.png"):
+        row = page.locator(f'#uploads li[data-name="{name}"]')
+        expect(row.locator(".state")).to_have_text("uploaded")
+        assert row.locator("progress").evaluate("bar => bar.value") == 100
 
     red_card = page.locator(".card", has_text="red.png")
     expect(red_card.locator(".badge")).to_have_text("indexed")
