@@ -15,7 +15,7 @@ import pytest
 
 from tests.contract.services import MilvusServer, PostgresServer, S3Server
 from viewfinder.config import Settings
-from viewfinder.stores.base import BlobStore, MetadataStore, VectorIndex
+from viewfinder.domain.ports import BlobStore, MetadataStore, VectorIndex
 from viewfinder.stores.factory import open_blobs, open_metadata, open_vectors
 
 # metadata ------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
+from viewfinder.domain.ports import BlobStore
 from viewfinder.errors import ConfigurationError, NotFound, ValidationError
-from viewfinder.stores.base import BlobStore
 
 
 def sha(data: bytes) -> str:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from tests.contract.services import REQUIRE_SERVICES_VAR, services_required
+from viewfinder.domain.ports import JobRow, MetadataStore
 from viewfinder.domain.records import ImageRecord, IndexingStatus
 from viewfinder.errors import ConfigurationError
-from viewfinder.stores.base import JobRow, MetadataStore
 
 from .conftest import METADATA_BACKENDS
 

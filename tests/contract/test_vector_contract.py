@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from tests.contract.services import need_module
+from viewfinder.domain.ports import StoredModel, VectorIndex
 from viewfinder.embedders.base import l2_normalize
 from viewfinder.errors import ConfigurationError
-from viewfinder.stores.base import StoredModel, VectorIndex
 from viewfinder.stores.factory import open_vectors, promote_vectors
 
 from .conftest import VECTOR_BACKENDS

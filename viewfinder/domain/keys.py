@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from ..errors import AuthenticationError, ValidationError
-from ..stores.base import MetadataStore
+from .ports import MetadataStore
 from .records import ApiKey
 
 KEY_PREFIX = "vf_"

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..embedders.base import Embedder
 from ..errors import NotFound, ValidationError, ViewfinderError
-from ..stores.base import BlobStore, MetadataStore, VectorIndex
 from .fetch import UrlFetcher
 from .ingest import IngestLimits, inspect_image
+from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
 

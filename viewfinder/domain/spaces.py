@@ -20,7 +20,7 @@ import numpy as np
 
 from ..embedders.base import Embedder
 from ..errors import ViewfinderError
-from ..stores.base import VectorIndex
+from .ports import VectorIndex
 
 log = logging.getLogger(__name__)
 

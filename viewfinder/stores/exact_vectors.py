@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..domain.ports import StoredModel
 from ..errors import ConfigurationError, ValidationError
-from .base import StoredModel
 
 
 def shadow_path(path: Path) -> Path:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlparse
 
 from ..config import Settings
+from ..domain.ports import BlobStore, MetadataStore, VectorIndex
 from ..errors import ConfigurationError
-from .base import BlobStore, MetadataStore, VectorIndex
 
 if TYPE_CHECKING:
     from .milvus_vectors import MilvusTarget

@@ -28,8 +28,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
+from ..domain.ports import StoredModel
 from ..errors import ConfigurationError, Unavailable, ValidationError
-from .base import StoredModel
 
 log = logging.getLogger(__name__)
 

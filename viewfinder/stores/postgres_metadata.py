@@ -19,9 +19,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError, Unavailable
-from .base import JobRow, KeyRow
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
-from .base import JobRow, KeyRow
 
 # Each entry upgrades the schema by one version; never edit a released one, append.
 MIGRATIONS: list[str] = [

@@ -1,6 +1,7 @@
-"""The three store protocols the service is written against.
+"""The three store protocols the domain is written against, and which the stores implement.
 
-Concrete backends live beside this module; only `stores.factory` knows them by name.
+They belong to the domain: concrete backends live in `viewfinder.stores`, and only
+`stores.factory` knows them by name.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+from .records import ApiKey, ImageRecord, IndexingStatus, Job
 
 
 @dataclass(frozen=True)
