@@ -40,6 +40,7 @@ def rec(
         size_bytes=123,
         width=4,
         height=3,
+        file_name=f"{image_id}.jpg",
     )
 
 

@@ -33,7 +33,11 @@ def test_embedded_to_shared_stores(
     secret = KeyRing(svc.metadata).create("acme").secret
     colours = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (250, 250, 0)]
     svc.upload(
-        "acme", [UploadItem(data=png_bytes(c), metadata={"n": i}) for i, c in enumerate(colours)]
+        "acme",
+        [
+            UploadItem(data=png_bytes(c), filename=f"c{i}.png", metadata={"n": i})
+            for i, c in enumerate(colours)
+        ],
     )
     svc.upload("globex", [UploadItem(data=png_bytes((255, 0, 0)))])
     svc.upload(
@@ -45,6 +49,7 @@ def test_embedded_to_shared_stores(
     worker.close()
     queued = svc.upload("acme", [UploadItem(data=png_bytes((0, 255, 255)))])
     before = {t: svc.list_images(t, 100, 0) for t in ("acme", "globex")}
+    assert {r.file_name for r in before["acme"]} >= {"c0.png", "c3.png"}
     query = SearchRequest(query="a red square", max_results=10)
     hits_before = [(h.record.image_id, h.score) for h in svc.search("acme", query)]
     assert len(hits_before) == 4

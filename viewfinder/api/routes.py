@@ -35,6 +35,7 @@ def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
         size_bytes=r.size_bytes,
         error=r.error,
         sha256=r.sha256,
+        file_name=r.file_name,
     )
 
 
@@ -144,7 +145,9 @@ def delete_image(request: Request, image_id: str) -> schemas.DeleteResponse:
     return schemas.DeleteResponse(status="success", message=f"image {image_id} deleted")
 
 
-@router.post("/images/search", response_model=schemas.SearchResponse)
+@router.post(
+    "/images/search", response_model=schemas.SearchResponse, response_model_exclude_none=True
+)
 def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchResponse:
     """Find the caller's indexed images that match a description."""
     key = caller(request, "search")
@@ -167,6 +170,7 @@ def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchR
                 image_metadata=h.record.metadata,
                 upload_timestamp=h.record.upload_timestamp,
                 score=round(h.score, 6),
+                file_name=h.record.file_name,
             )
             for h in hits
         ]

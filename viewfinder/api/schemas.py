@@ -56,6 +56,9 @@ class ImageObject(BaseModel):
     size_bytes: int = 0
     error: str | None = None
     sha256: str | None = Field(None, description="Extension: SHA-256 of the original bytes.")
+    file_name: str | None = Field(
+        None, description="Extension: the upload's file name (a URL's last path segment)."
+    )
 
 
 class ImageList(BaseModel):
@@ -85,6 +88,7 @@ class SearchResult(BaseModel):
     image_metadata: dict[str, Any]
     upload_timestamp: float
     score: float
+    file_name: str | None = Field(None, description="Extension: the upload's file name.")
 
 
 class SearchResponse(BaseModel):

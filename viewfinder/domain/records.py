@@ -37,6 +37,7 @@ class ImageRecord:
     height: int | None = None
     error: str | None = None
     source_url: str | None = None
+    file_name: str | None = None  # the upload's own name for it, sanitised
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 from ..embedders.base import Embedder
 from ..errors import NotFound, ValidationError, ViewfinderError
 from .fetch import UrlFetcher
+from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
 from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
@@ -155,6 +156,9 @@ class ImageService:
             upload_timestamp=now,
             metadata=item.metadata,
             source_url=item.url,
+            file_name=(
+                clean_file_name(item.filename) if item.url is None else file_name_of_url(item.url)
+            ),
         )
         try:
             data = item.data

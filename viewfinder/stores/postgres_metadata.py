@@ -63,6 +63,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
     """,
+    "ALTER TABLE images ADD COLUMN file_name TEXT",
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -70,9 +71,9 @@ _MIGRATION_LOCK = 0x7669657766696E64  # "viewfind"
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url"
+    "width, height, error, source_url, file_name"
 )
-_IMAGE_MARKS = ", ".join(["%s"] * 12)
+_IMAGE_MARKS = ", ".join(["%s"] * (_IMAGE_COLUMNS.count(",") + 1))
 
 
 def _record(row: dict[str, Any]) -> ImageRecord:
@@ -89,6 +90,7 @@ def _record(row: dict[str, Any]) -> ImageRecord:
         height=row["height"],
         error=row["error"],
         source_url=row["source_url"],
+        file_name=row["file_name"],
     )
 
 
@@ -107,6 +109,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.height,
         r.error,
         r.source_url,
+        r.file_name,
     )
 
 

@@ -52,12 +52,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
     """,
+    "ALTER TABLE images ADD COLUMN file_name TEXT",
 ]
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url"
+    "width, height, error, source_url, file_name"
 )
+_IMAGE_MARKS = ",".join("?" * (_IMAGE_COLUMNS.count(",") + 1))
 
 
 def _record(row: sqlite3.Row) -> ImageRecord:
@@ -74,6 +76,7 @@ def _record(row: sqlite3.Row) -> ImageRecord:
         height=row["height"],
         error=row["error"],
         source_url=row["source_url"],
+        file_name=row["file_name"],
     )
 
 
@@ -101,6 +104,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.height,
         r.error,
         r.source_url,
+        r.file_name,
     )
 
 
@@ -189,21 +193,7 @@ class SqliteMetadataStore:
         with self._tx() as conn:
             for r in records:
                 conn.execute(
-                    f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        r.image_id,
-                        r.tenant,
-                        int(r.status),
-                        r.upload_timestamp,
-                        json.dumps(r.metadata),
-                        r.sha256,
-                        r.content_type,
-                        r.size_bytes,
-                        r.width,
-                        r.height,
-                        r.error,
-                        r.source_url,
-                    ),
+                    f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS})", _values(r)
                 )
                 if r.status == IndexingStatus.QUEUED:
                     conn.execute(
@@ -405,8 +395,7 @@ class SqliteMetadataStore:
         with self._tx() as conn:
             for r in records:
                 cur = conn.execute(
-                    f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR IGNORE INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS})",
                     _values(r),
                 )
                 if cur.rowcount:
