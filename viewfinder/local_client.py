@@ -20,8 +20,8 @@ from .client import (
     SearchResult,
     Status,
     UploadResult,
-    _plan_upload,
 )
+from .client._uploads import plan_upload
 
 if TYPE_CHECKING:
     from .api.web import ThumbnailCache
@@ -99,7 +99,7 @@ class LocalClient:
         """See `Client.upload` (URLs are fetched under the same guards as the server's)."""
         from .domain.records import UploadItem
 
-        plan = _plan_upload(images, metadata, index)
+        plan = plan_upload(images, metadata, index)
         sources = [UploadItem(data=data, filename=name) for name, data, _ in plan.parts]
         sources += [UploadItem(url=url) for url in plan.urls]
         items = [

@@ -5,7 +5,17 @@ Each module registers its commands on the group in `app`; importing them here wi
 
 from __future__ import annotations
 
-from . import evaluate, keys, mcp, models, scale, serve, tools  # noqa: F401  (registers commands)
+from . import (  # noqa: F401  (registers commands)
+    evaluate,
+    images,
+    index,
+    keys,
+    mcp,
+    models,
+    scale,
+    search,
+    serve,
+)
 from .app import cli
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ViewfinderError
 from .app import cli, fail
-from .tools import backend_options
+from .backend import backend_options
 
 
 @cli.command()
@@ -28,7 +28,7 @@ def mcp(
     import anyio
 
     from ..mcp_server import serve_stdio
-    from .tools import open_backend
+    from .backend import open_backend
 
     # stdout carries the protocol: every log line must go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,213 @@
+"""`viewfinder index`: upload and index the images of files and folders, incrementally."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .app import cli
+from .backend import backend_options, handles_errors, open_backend
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from .backend import Backend
+
+# What a folder walk picks up; a file named on the command line is sent whatever its name.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def image_files(paths: tuple[Path, ...]) -> list[Path]:
+    """Files named, plus the images under folders named (recursive, hidden ones skipped)."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_file():
+            found[path.resolve()] = None
+        elif path.is_dir():
+            for p in sorted(path.rglob("*")):
+                hidden = any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.suffix.lower() in IMAGE_SUFFIXES and not hidden and p.is_file():
+                    found[p.resolve()] = None
+        else:
+            raise click.BadParameter(f"{path}: no such file or folder", param_hint="PATH")
+    return list(found)
+
+
+def _progress(total: int, desc: str, enabled: bool | None) -> Any:
+    from tqdm import tqdm
+
+    # tqdm shows the rate and the ETA; None means "only on a terminal".
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="img",
+        file=sys.stderr,
+        disable=None if enabled is None else not enabled,
+        dynamic_ncols=True,
+    )
+
+
+class _IndexRun:
+    """One `viewfinder index`: what is stored already, what was sent, what failed."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.new: dict[str, Path] = {}  # image id -> file
+        self.failures: list[tuple[Path, str]] = []
+        self.skipped = 0
+        self.refused_before = 0
+        # By content: the server's sha256 field, else the hash this command keeps in the
+        # metadata (for servers without the field, and for uploads refused before).
+        self.known: dict[str, bool] = {}  # sha256 -> stored (False: refused before)
+        for im in backend.iter_images():
+            sha = im.sha256 or im.metadata.get("sha256")
+            if isinstance(sha, str):
+                self.known[sha] = self.known.get(sha, False) or im.indexing_status != 3
+
+    def _unseen(self, paths: list[Path]) -> list[tuple[Path, bytes, str]]:
+        batch = []
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                self.failures.append((path, f"cannot read: {exc.strerror or exc}"))
+                continue
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in self.known:
+                self.skipped += 1
+                self.refused_before += not self.known[sha]
+                continue
+            self.known[sha] = True
+            batch.append((path, data, sha))
+        return batch
+
+    def send(self, paths: list[Path]) -> None:
+        """Upload the files of one batch that are not stored yet."""
+        batch = self._unseen(paths)
+        if not batch:
+            return
+        results = self.backend.upload(
+            [(path.name, data) for path, data, _ in batch],
+            metadata=[
+                {"file_name": path.name, "path": str(path), "sha256": sha} for path, _, sha in batch
+            ],
+        )
+        for (path, _, _), result in zip(batch, results, strict=True):
+            if result.failed:
+                self.failures.append((path, result.error or "refused"))
+            else:
+                self.new[result.image_id] = path
+
+    def collect_indexing_failures(self) -> None:
+        """Move images that failed to index from `new` to `failures`."""
+        if not self.new:
+            return
+        for im in self.backend.iter_images():
+            if im.image_id in self.new and im.indexing_status == 3:
+                self.failures.append((self.new.pop(im.image_id), im.error or "indexing failed"))
+
+
+def _wait_for_server(backend: Client, progress: bool | None) -> None:
+    queued = backend.status().queued
+    if not queued:
+        return
+    with _progress(queued, "indexing", progress) as bar:
+        while queued:
+            time.sleep(0.5)
+            now = backend.status().queued
+            bar.update(max(0, queued - now))
+            queued = now
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@backend_options
+@click.option("--batch-size", default=16, show_default=True, help="Images per upload request.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="With --server: wait until the server has indexed what was sent.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar [default: when stderr is a terminal].",
+)
+@handles_errors
+def index(
+    paths: tuple[Path, ...],
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    tenant: str,
+    model: str | None,
+    batch_size: int,
+    wait: bool,
+    progress: bool | None,
+) -> None:
+    """Upload and index the images in PATHS (files or folders, recursively).
+
+    Incremental: a file whose content is already stored (same SHA-256) is skipped, so a
+    re-run after an interruption continues where it stopped. Exits 1 when an image failed.
+    """
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    files = image_files(paths)
+    started = time.monotonic()
+    local = not server
+    waited = local or wait
+    with open_backend(server, api_key, data_dir, tenant, model) as backend:
+        run = _IndexRun(backend)
+        try:
+            with _progress(len(files), "indexing" if local else "uploading", progress) as bar:
+                for start in range(0, len(files), batch_size):
+                    chunk = files[start : start + batch_size]
+                    run.send(chunk)
+                    if local:
+                        # Also picks up what an interrupted run stored but did not index.
+                        backend.process_queue()  # type: ignore[union-attr]
+                    bar.set_postfix(
+                        new=len(run.new),
+                        skipped=run.skipped,
+                        failed=len(run.failures),
+                        refresh=False,
+                    )
+                    bar.update(len(chunk))  # redraws, with the counts of this batch
+            if local:
+                backend.process_queue()  # type: ignore[union-attr]
+            elif wait:
+                _wait_for_server(backend, progress)  # type: ignore[arg-type]
+        except KeyboardInterrupt:
+            click.echo(
+                f"\ninterrupted after {len(run.new)} new images; run the same command again "
+                "to continue (what was stored is skipped)",
+                err=True,
+            )
+            sys.exit(130)
+        if waited:
+            run.collect_indexing_failures()
+    _summarise(run, len(files), waited, time.monotonic() - started)
+
+
+def _summarise(run: _IndexRun, files: int, waited: bool, elapsed: float) -> None:
+    for path, reason in run.failures:
+        click.echo(f"failed: {path}: {reason}", err=True)
+    done = "indexed" if waited else "uploaded (the server indexes them)"
+    rate = f", {len(run.new) / elapsed:.1f} images/s" if run.new and elapsed > 0 else ""
+    click.echo(
+        f"{files} files: {len(run.new)} {done}, {run.skipped} already stored (skipped), "
+        f"{len(run.failures)} failed in {elapsed:.1f} s{rate}"
+    )
+    if run.refused_before:
+        click.echo(
+            f"{run.refused_before} of the skipped files were refused before (`viewfinder images "
+            "list` says why; delete those entries to try them again)",
+            err=True,
+        )
+    if run.failures:
+        sys.exit(1)

@@ -1,0 +1,65 @@
+"""`viewfinder search`: find images matching a description."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .app import cli
+from .backend import backend_options, handles_errors, open_backend
+from .output import clip, label, print_json
+
+if TYPE_CHECKING:
+    from ..client import SearchResult
+
+
+def _search_table(results: list[SearchResult]) -> str:
+    lines = [f"{'score':>6}  {'image_id':<36}  name"]
+    for hit in results:
+        lines.append(f"{hit.score:6.3f}  {hit.image_id:<36}  {clip(label(hit.image_metadata), 60)}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("query")
+@backend_options
+@click.option("--max-results", "-n", default=10, show_default=True, help="How many (1..200).")
+@click.option(
+    "--threshold", "-t", type=float, default=None, help="Drop results scoring below this (0..1)."
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["vision", "joined"]),
+    default="vision",
+    show_default=True,
+    help="joined: also match the query against captions and metadata.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@handles_errors
+def search(
+    query: str,
+    server: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    tenant: str,
+    model: str | None,
+    max_results: int,
+    threshold: float | None,
+    mode: str,
+    as_json: bool,
+) -> None:
+    """Find images matching a description, best first."""
+    with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
+        results = backend.search(
+            query, max_results=max_results, threshold=threshold, search_mode=mode
+        )
+    if as_json:
+        print_json([asdict(r) for r in results])
+    elif results:
+        click.echo(_search_table(results))
+    else:
+        hint = " (try a lower --threshold)" if threshold else ""
+        click.echo(f"no matches{hint}", err=True)

@@ -1,0 +1,89 @@
+"""What the client's calls return: frozen dataclasses built from the API's JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+LABELS = {0: "stored", 1: "queued", 2: "indexed", 3: "failed"}
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image object (`GET /v1/images/{image_id}`)."""
+
+    image_id: str
+    image_url: str
+    indexing_status: int
+    upload_timestamp: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str = ""
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    size_bytes: int = 0
+    error: str | None = None
+    sha256: str | None = None
+
+    @property
+    def indexed(self) -> bool:
+        """Searchable now."""
+        return self.indexing_status == 2
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """One item of an upload's `results`, in the order the images were given."""
+
+    image_id: str
+    image_url: str
+    indexing_status: int
+    upload_timestamp: float
+    status: str = ""
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Refused (undecodable, unreachable URL...); `error` says why."""
+        return self.indexing_status == 3
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One search hit, best first; `score` is a calibrated confidence in [0, 1]."""
+
+    image_id: str
+    image_url: str
+    score: float
+    upload_timestamp: float
+    image_metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """The model in use and the tenant's images per indexing status (`GET /v1/status`)."""
+
+    model_id: str
+    stored: int
+    queued: int
+    indexed: int
+    failed: int
+
+
+_T = TypeVar("_T")
+
+
+def build(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """An instance of `cls` from a JSON object, ignoring fields it does not know."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in data.items() if k in known}
+    if "status" in known and "indexing_status" in values and not values.get("status"):
+        values["status"] = LABELS.get(int(values["indexing_status"]), "unknown")
+    return cls(**values)

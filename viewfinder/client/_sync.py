@@ -1,0 +1,156 @@
+"""`Client`: the synchronous client over httpx."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import httpx
+
+from ._base import DEFAULT_URL, ClientBase, search_body, url_of
+from ._errors import error_from
+from ._models import DeleteResult, Image, SearchResult, Status, UploadResult, build
+from ._uploads import ImageInput, Metadata, plan_upload, upload_results
+
+
+class Client(ClientBase):
+    """Synchronous client; one instance may be shared by threads."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        max_retry_wait_s: float = 60.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_retry_wait_s=max_retry_wait_s,
+        )
+        self._own = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool (not one passed in as `http_client`)."""
+        if self._own:
+            self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    method, self._url(path), headers=self._headers(), **kwargs
+                )
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from exc
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                return response
+            time.sleep(wait)
+            attempt += 1
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._json(self._request(method, path, **kwargs))
+
+    def upload(
+        self,
+        images: Sequence[ImageInput] | ImageInput,
+        *,
+        metadata: Metadata = None,
+        index: bool = True,
+    ) -> list[UploadResult]:
+        """Upload paths, bytes, (name, bytes) pairs and http(s) URLs; results in that order.
+
+        `metadata` is one object for every image or a list with one per image.
+        """
+        plan = plan_upload(images, metadata, index)
+        body = self._call("POST", "/v1/images/upload", files=plan.files(), data=plan.form())
+        return upload_results(plan, body)
+
+    def search(
+        self,
+        query: str,
+        *,
+        max_results: int = 10,
+        threshold: float | None = None,
+        search_mode: str = "vision",
+        image_weight: float | None = None,
+        text_weight: float | None = None,
+    ) -> list[SearchResult]:
+        """The best matches of a description, best first."""
+        body = search_body(query, max_results, threshold, search_mode, image_weight, text_weight)
+        found = self._call("POST", "/v1/images/search", json=body)
+        return [build(SearchResult, r) for r in found["results"]]
+
+    def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
+        """A page of the tenant's images, newest first."""
+        page = self._call("GET", "/v1/images", params={"limit": limit, "offset": offset})
+        return [build(Image, r) for r in page["results"]]
+
+    def iter_images(self, page_size: int = 1000) -> Iterator[Image]:
+        """Every image of the tenant, newest first, a page at a time."""
+        offset = 0
+        while True:
+            page = self.list_images(page_size, offset)
+            yield from page
+            if len(page) < page_size:
+                return
+            offset += page_size
+
+    def get_image(self, image_id: str) -> Image:
+        """One image."""
+        return build(Image, self._call("GET", f"/v1/images/{image_id}"))
+
+    def delete_image(self, image_id: str) -> DeleteResult:
+        """Delete an image from storage, listing and search."""
+        return build(DeleteResult, self._call("DELETE", f"/v1/images/{image_id}"))
+
+    def status(self) -> Status:
+        """The model in use and the tenant's images per indexing status."""
+        return build(Status, self._call("GET", "/v1/status"))
+
+    def thumbnail(self, image_id: str, size: int = 256) -> bytes:
+        """A JPEG thumbnail whose longer side is at least `size` (Viewfinder extension)."""
+        response = self._request("GET", f"/v1/images/{image_id}/thumbnail", params={"size": size})
+        if response.status_code >= 400:
+            raise error_from(response)
+        return response.content
+
+    def download(self, image: Image | UploadResult | SearchResult | str) -> bytes:
+        """The original bytes of an image (by its signed `image_url`)."""
+        try:
+            response = self._http.get(url_of(image), headers={"Accept": "*/*"})
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        if response.status_code >= 400:
+            raise error_from(response)
+        return response.content
+
+    def wait_until_indexed(
+        self, image_ids: Iterable[str], timeout_s: float = 60.0, poll_s: float = 0.25
+    ) -> list[Image]:
+        """Poll until no image is queued, or the time is up; return the images as last seen."""
+        images = {i: self.get_image(i) for i in image_ids}
+        deadline = time.monotonic() + timeout_s
+        while any(im.indexing_status == 1 for im in images.values()):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(poll_s)
+            for image_id, im in images.items():
+                if im.indexing_status == 1:
+                    images[image_id] = self.get_image(image_id)
+        return list(images.values())
