@@ -104,8 +104,9 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
     fetch_allow_private: bool = Field(
         False,
-        description="Let `image_urls` reach loopback, private and link-local addresses "
-        "(off: guards against server-side request forgery).",
+        description="Let `image_urls` reach loopback and private addresses (off: guards "
+        "against server-side request forgery). Link-local and cloud metadata addresses are "
+        "refused always.",
     )
     rate_limits: dict[str, str] = Field(
         default_factory=dict,

@@ -11,8 +11,9 @@ Server-side request forgery defences, all in one place:
 - redirects are followed by hand, each hop re-checked (scheme, name, addresses);
 - one deadline for the whole fetch (DNS, connects, TLS, every read), a byte cap while streaming.
 
-Cloud metadata endpoints are refused even when private addresses are allowed: no intranet
-image lives there, and it is the prize of most such attacks.
+Cloud metadata endpoints (cloud_metadata.py: link-local addresses and each cloud's own) are
+refused even when private addresses are allowed: no intranet image lives there, and it is the
+prize of most such attacks.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import httpx
 
 from viewfinder.errors import FetchError
 
+from .cloud_metadata import is_metadata_name, metadata_endpoint, unwrap
+
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Sequence[str]]
@@ -41,15 +44,8 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 _SCHEMES = ("http", "https")
 _REDIRECTS = (301, 302, 303, 307, 308)
-_METADATA_NAMES = frozenset({"metadata.google.internal"})
-_METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254")
-)
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _MAX_SHOWN_URL = 200
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -74,9 +70,10 @@ class Fetched:
 def blocked_reason(address: str) -> str | None:
     """Why an IP address is not a public internet address ("loopback", ...), or None if it is.
 
-    IPv4 addresses carried inside IPv6 (mapped, NAT64, 6to4) are judged as the IPv4 address.
+    IPv4 addresses carried inside IPv6 (mapped, compatible, NAT64, 6to4) are judged as the
+    IPv4 address.
     """
-    ip = _unwrap(ipaddress.ip_address(address))
+    ip = unwrap(ipaddress.ip_address(address))
     if ip.is_unspecified:
         return "unspecified"
     if ip.is_loopback:
@@ -244,8 +241,9 @@ class UrlFetcher:
         except ValueError:
             raise FetchError(f"{host} resolved to an invalid address {address!r}") from None
         what = host if host == address else f"{host} resolves to {address}, which"
-        if _unwrap(ip) in _METADATA_ADDRESSES or ip in _METADATA_ADDRESSES:
-            raise FetchError(f"{what} is a cloud metadata address; refused")
+        endpoint = metadata_endpoint(ip)
+        if endpoint is not None:
+            raise FetchError(f"{what} is a cloud metadata address ({endpoint.what}); refused")
         reason = blocked_reason(address)
         if reason is not None and not self._policy.allow_private:
             raise FetchError(f"{what} is a {reason} address; refused")
@@ -356,20 +354,8 @@ def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
 
 
 def _check_name(host: str) -> None:
-    if host.lower().rstrip(".") in _METADATA_NAMES:
+    if is_metadata_name(host):
         raise FetchError(f"{host} is a cloud metadata service; refused")
-
-
-def _unwrap(ip: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4), else ip itself."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return ip.ipv4_mapped
-        if ip in _NAT64:
-            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if ip.sixtofour is not None:
-            return ip.sixtofour
-    return ip
 
 
 def _remaining(deadline: float, timeout_error: type[Exception]) -> float:

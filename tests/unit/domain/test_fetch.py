@@ -6,6 +6,7 @@ refused before a connection is attempted.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from viewfinder.domain.cloud_metadata import metadata_endpoint
 from viewfinder.domain.fetch import (
     Fetched,
     FetchPolicy,
@@ -156,6 +158,7 @@ def refuse_to_resolve(host: str, port: int) -> Sequence[str]:
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:10.0.0.1", "private"),
         ("::ffff:169.254.169.254", "link-local"),
+        ("::a9fe:a9fe", "link-local"),  # IPv4-compatible form of 169.254.169.254
         ("64:ff9b::a00:1", "private"),  # NAT64 form of 10.0.0.1
         ("2002:7f00:1::", "loopback"),  # 6to4 form of 127.0.0.1
         ("fe80::1", "link-local"),
@@ -269,12 +272,81 @@ def test_refused_urls(url: str) -> None:
     assert "secret" not in err.value.message
 
 
-def test_metadata_address_refused_even_when_private_allowed() -> None:
-    with UrlFetcher(PRIVATE, resolver=refuse_to_resolve) as f:
-        with pytest.raises(FetchError, match="metadata"):
-            f.fetch("http://169.254.169.254/latest/meta-data/")
-        with pytest.raises(FetchError, match="metadata"):
-            f.fetch("http://[fd00:ec2::254]/latest/meta-data/")
+METADATA_ADDRESSES = [
+    "169.254.169.254",  # AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack, IBM
+    "169.254.170.2",  # AWS ECS task metadata
+    "169.254.170.23",  # AWS EKS Pod Identity
+    "169.254.0.23",  # Tencent Cloud
+    "169.254.1.1",  # anything else link-local
+    "fd00:ec2::254",  # AWS IPv6
+    "fd00:ec2::23",  # AWS EKS Pod Identity, IPv6
+    "fd20:ce::254",  # GCP IPv6
+    "100.100.100.200",  # Alibaba Cloud
+    "192.0.0.192",  # Oracle Cloud
+    "168.63.129.16",  # Azure WireServer
+    "fe80::a9fe:a9fe",  # AWS, IPv6 link-local form
+    "fe80::1",
+]
+
+
+def ipv6_forms(ipv4: str) -> list[str]:
+    """Every IPv6 spelling of an IPv4 address that the fetcher must see through."""
+    a = ipaddress.IPv4Address(ipv4)
+    hi, lo = int(a) >> 16, int(a) & 0xFFFF
+    return [
+        f"::ffff:{a}",  # mapped
+        f"::ffff:{hi:x}:{lo:x}",  # mapped, hex
+        f"::ffff:0:{hi:x}:{lo:x}",  # translated (SIIT)
+        f"::{hi:x}:{lo:x}",  # compatible
+        f"64:ff9b::{hi:x}:{lo:x}",  # NAT64, well-known prefix
+        f"64:ff9b:1::{hi:x}:{lo:x}",  # NAT64, local-use prefix
+        f"2002:{hi:x}:{lo:x}::1",  # 6to4
+    ]
+
+
+METADATA_FORMS = METADATA_ADDRESSES + [
+    form for a in METADATA_ADDRESSES if ":" not in a for form in ipv6_forms(a)
+]
+
+
+@pytest.mark.parametrize("address", METADATA_FORMS)
+def test_metadata_addresses_refused_even_when_private_allowed(address: str) -> None:
+    host = f"[{address}]" if ":" in address else address
+    refused = "cloud metadata address .*; refused"
+    with (
+        UrlFetcher(PRIVATE, resolver=refuse_to_resolve) as f,
+        pytest.raises(FetchError, match=refused),
+    ):
+        f.fetch(f"http://{host}/latest/meta-data/")
+    # and when a name resolves to it
+    rebind = resolver_of({"rebind.example": [address]})
+    with UrlFetcher(PRIVATE, resolver=rebind) as f, pytest.raises(FetchError, match=refused):
+        f.fetch("http://rebind.example/latest/meta-data/")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "metadata.google.internal",
+        "instance-data",
+        "instance-data.ec2.internal",
+        "metadata.tencentyun.com",
+        "metadata.platformequinix.com",
+    ],
+)
+def test_metadata_names_refused_before_resolving(name: str) -> None:
+    refused = "cloud metadata service; refused"
+    with (
+        UrlFetcher(PRIVATE, resolver=refuse_to_resolve) as f,
+        pytest.raises(FetchError, match=refused),
+    ):
+        f.fetch(f"http://{name}/")
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.0.10", "::ffff:10.0.0.1", "fd12::1"])
+def test_private_addresses_next_to_metadata_ones_stay_allowed(address: str) -> None:
+    # the always-refused list is about metadata, not everything private
+    assert metadata_endpoint(address) is None
 
 
 def test_follows_redirects(server: Server, fetcher: UrlFetcher) -> None:
