@@ -15,6 +15,7 @@ from ..domain.service import ImageService
 from ..domain.signing import UrlSigner, load_or_create_secret
 from ..indexing.worker import WorkerPool
 from .deps import AppContext
+from .docs import install_docs
 from .errors import install_error_handlers
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
@@ -48,6 +49,8 @@ def create_app(
         description="Self-hosted natural-language image search; a drop-in for the image "
         "endpoints of the Reka Vision API.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs from local copies, not from CDNs
+        redoc_url=None,
     )
     secret = settings.secret_key or load_or_create_secret(settings.data_dir / "secret_key")
     app.state.ctx = AppContext(
@@ -64,6 +67,7 @@ def create_app(
     app.include_router(router, include_in_schema=False)
     app.include_router(files_router)
     install_web(app, settings)
+    install_docs(app)
 
     app.add_middleware(EdgeMiddleware, max_request_bytes=settings.max_request_bytes)
     return app
