@@ -31,7 +31,8 @@ from PIL import Image
 
 from ..errors import ConfigurationError
 from .base import l2_normalize, logistic
-from .runtime import InferenceSession, SessionFactory, TensorInfo, create_session
+from .onnx_graph import Tower
+from .runtime import SessionFactory, create_session
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +55,7 @@ START_TOKENS = ("<|startoftext|>", "<start_of_text>")
 END_TOKENS = ("<|endoftext|>", "<end_of_text>")
 RESIZE_MODES = ("shortest", "squash", "longest")
 LFS_POINTER = b"version https://git-lfs"
-MAX_BATCH = 32  # bounds peak memory when a caller hands over a long list
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
-_DTYPES: dict[str, type[np.generic]] = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(int32)": np.int32,
-    "tensor(int64)": np.int64,
-}
 
 
 @dataclass(frozen=True)
@@ -241,8 +235,21 @@ class Preprocess:
         return image.crop((left, top, left + tw, top + th))
 
 
+@dataclass(frozen=True)
+class TokenBatch:
+    """Token ids and their attention mask (1: a token, 0: padding), both (n, length) int64."""
+
+    ids: np.ndarray
+    mask: np.ndarray
+
+
 class TextTokenizer:
-    """Turns texts into fixed-length id rows the textual model expects."""
+    """Turns texts into fixed-length id rows (and attention masks) the textual model expects.
+
+    CLIP text is framed by hand as open_clip does. Other tokenizers (SigLIP, M-CLIP's
+    XLM-RoBERTa and LaBSE) add their own special tokens, truncate and pad as immich has them
+    do: to the context length, with the pad token of tokenizer_config.json.
+    """
 
     def __init__(self, model: ModelDir, context_length: int) -> None:
         from tokenizers import Tokenizer
@@ -264,6 +271,10 @@ class TextTokenizer:
             self.mode = "hf"
             self.pad_id = _special_id(tokenizer, model.tokenizer_cfg, "pad_token") or 0
             self.eos_id = _special_id(tokenizer, model.tokenizer_cfg, "eos_token")
+            # the tokenizer keeps its closing special token when it truncates
+            tokenizer.enable_truncation(max_length=context_length)
+            pad_token = tokenizer.id_to_token(self.pad_id) or ""
+            tokenizer.enable_padding(length=context_length, pad_id=self.pad_id, pad_token=pad_token)
         kwargs = model.text_cfg.get("tokenizer_kwargs") or {}
         self.clean = "whitespace"
         if isinstance(kwargs, dict) and kwargs.get("clean") == "canonicalize":
@@ -273,24 +284,28 @@ class TextTokenizer:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         """(n, context_length) int64 token ids."""
+        return self.encode(texts).ids
+
+    def encode(self, texts: Sequence[str]) -> TokenBatch:
+        """Token ids and attention masks, (n, context_length) each."""
         cleaned = [self._clean(text) for text in texts]
         special = self.mode == "hf"
         encodings = self._tokenizer.encode_batch(cleaned, add_special_tokens=special)
-        out = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
+        if special:
+            ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(texts), -1)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            return TokenBatch(ids, mask.reshape(ids.shape))
+        ids = np.full((len(texts), self.context_length), self.pad_id, dtype=np.int64)
+        mask = np.zeros_like(ids)
         for row, encoding in enumerate(encodings):
-            ids = self._frame(list(encoding.ids))
-            out[row, : len(ids)] = ids
-        return out
+            framed = self._frame(list(encoding.ids))
+            ids[row, : len(framed)] = framed
+            mask[row, : len(framed)] = 1
+        return TokenBatch(ids, mask)
 
     def _frame(self, ids: list[int]) -> list[int]:
-        n = self.context_length
-        if self.mode == "clip":
-            assert self.bos_id is not None and self.eos_id is not None
-            ids = [self.bos_id, *ids[: n - 2], self.eos_id]
-        elif len(ids) > n:
-            ended = self.eos_id is not None and ids[-1] == self.eos_id
-            ids = ids[: n - 1] + [ids[-1]] if ended else ids[:n]
-        return ids
+        assert self.bos_id is not None and self.eos_id is not None
+        return [self.bos_id, *ids[: self.context_length - 2], self.eos_id]
 
     def _clean(self, text: str) -> str:
         if self.clean == "canonicalize":
@@ -317,53 +332,6 @@ def _special_id(tokenizer: Any, cfg: dict[str, Any], key: str) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Tower:
-    """One ONNX graph with one input and one embedding output."""
-
-    session: InferenceSession
-    input: TensorInfo
-    output: TensorInfo
-    path: Path
-
-    @classmethod
-    def open(cls, session: InferenceSession, path: Path) -> _Tower:
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1 or not outputs:
-            raise ConfigurationError(
-                f"{path} should take one input and give an embedding, "
-                f"has inputs {[i.name for i in inputs]}; {FIX}"
-            )
-        if inputs[0].type not in _DTYPES:
-            raise ConfigurationError(f"{path}: unsupported input type {inputs[0].type}")
-        return cls(session, inputs[0], outputs[0], path)
-
-    @property
-    def batch_size(self) -> int | None:
-        first = self.input.shape[0] if self.input.shape else None
-        return first if isinstance(first, int) and first > 0 else None
-
-    def static_dim(self, axis: int, of: Literal["input", "output"]) -> int | None:
-        shape = (self.input if of == "input" else self.output).shape
-        size = shape[axis] if -len(shape) <= axis < len(shape) else None
-        return size if isinstance(size, int) and size > 0 else None
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Run `batch` in chunks the graph accepts; (n, d) float32, not normalised."""
-        n = len(batch)
-        step = self.batch_size or MAX_BATCH
-        batch = batch.astype(_DTYPES[self.input.type], copy=False)
-        parts = []
-        for start in range(0, n, step):
-            chunk = batch[start : start + step]
-            short = step - len(chunk) if self.batch_size else 0
-            if short:  # a static batch dimension: pad with copies, drop their outputs
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], short, axis=0)])
-            out = self.session.run([self.output.name], {self.input.name: chunk})[0]
-            parts.append(np.asarray(out, dtype=np.float32).reshape(len(chunk), -1)[: step - short])
-        return np.concatenate(parts)
-
-
 class OnnxClipEmbedder:
     """Image and text embeddings from an immich-layout CLIP/SigLIP model directory."""
 
@@ -385,8 +353,12 @@ class OnnxClipEmbedder:
             inter_op_threads=inter_op_threads,
             hint=f"the model directory {model.path} looks corrupt; {FIX}",
         )
-        self._visual = _Tower.open(factory(model.visual_model), model.visual_model)
-        self._textual = _Tower.open(factory(model.textual_model), model.textual_model)
+        self._visual = Tower.open(
+            factory(model.visual_model), model.visual_model, text=False, fix=FIX
+        )
+        self._textual = Tower.open(
+            factory(model.textual_model), model.textual_model, text=True, fix=FIX
+        )
         self._dim = self._check_dim()
         self._preprocess = Preprocess.from_config(
             model.preprocess_cfg,
@@ -442,7 +414,8 @@ class OnnxClipEmbedder:
         """(n, dim) float32 unit vectors, one per text."""
         if not texts:
             return np.zeros((0, self._dim), np.float32)
-        return self._finish(self._textual(self._tokenizer(texts)), self._textual.path)
+        tokens = self._tokenizer.encode(texts)
+        return self._finish(self._textual(tokens.ids, tokens.mask), self._textual.path)
 
     def calibrate(self, similarities: np.ndarray) -> np.ndarray:
         """Scores in [0, 1], monotonic in the dot product."""
