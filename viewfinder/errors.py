@@ -11,7 +11,8 @@ ViewfinderError                 500 server_error
 ├── ServerError                 500 server_error
 │   └── Unavailable             503 server_error
 ├── ConfigurationError          500 server_error  (bad settings, missing model...)
-└── FetchError                  400 validation_error  (an image URL could not be fetched)
+├── FetchError                  400 validation_error  (an image URL could not be fetched)
+└── IndexingTimeout             also a TimeoutError (wait_until_indexed ran out of time)
 """
 
 from __future__ import annotations
@@ -81,3 +82,15 @@ class ConfigurationError(ViewfinderError):
 
 class FetchError(ValidationError):
     """An `image_urls` entry could not be fetched (refused, unreachable, too big, timed out)."""
+
+
+class IndexingTimeout(ViewfinderError, TimeoutError):
+    """`wait_until_indexed` ran out of time: `pending` images were still queued; `failed` maps
+    the ids of those that failed to their reasons."""
+
+    def __init__(
+        self, message: str, *, pending: list[str], failed: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.pending = pending
+        self.failed = dict(failed or {})

@@ -22,6 +22,7 @@ from .client import (
     UploadResult,
 )
 from .client._uploads import plan_upload
+from .client._waiting import indexing_timeout, still_queued
 
 if TYPE_CHECKING:
     from .api.web import ThumbnailCache
@@ -208,13 +209,16 @@ class LocalClient:
     def wait_until_indexed(
         self, image_ids: Iterable[str], timeout_s: float = 60.0, poll_s: float = 0.1
     ) -> list[Image]:
-        """Index (or, with background threads, wait for) the given images."""
+        """Index (or, with background threads, wait for) the given images; see
+        `Client.wait_until_indexed` (raises `IndexingTimeout` when time runs out)."""
         ids = list(image_ids)
         deadline = time.monotonic() + timeout_s
         while True:
             if self._pool is None:
                 self._worker.drain(max(0.0, deadline - time.monotonic()))
             images = [self.get_image(i) for i in ids]
-            if time.monotonic() >= deadline or all(im.indexing_status != 1 for im in images):
+            if not still_queued(images):
                 return images
+            if time.monotonic() >= deadline:
+                raise indexing_timeout(images, timeout_s)
             time.sleep(poll_s)

@@ -2,13 +2,15 @@
 
     from viewfinder import Client
 
-    with Client("http://127.0.0.1:8000", api_key="vf_...") as vf:
+    with Client("http://127.0.0.1:8000", api_key="vf_...") as vf:  # or Client(): see below
         vf.upload(["cat.jpg", Path("dog.png"), b"<jpeg bytes>", "https://example.com/x.jpg"])
         for hit in vf.search("a cat on a sofa", max_results=5):
             print(f"{hit.score:.2f} {hit.image_id}")
 
-`AsyncClient` has the same methods, awaited; `viewfinder.local_client.LocalClient` has them
-too, over a data directory in this process instead of a server. Pass `http_client` (an
+`Client()` without arguments reads VIEWFINDER_SERVER and VIEWFINDER_API_KEY, as the command
+line does (default URL http://127.0.0.1:8000). `AsyncClient` has the same methods, awaited;
+`viewfinder.local_client.LocalClient` has them too, over a data directory in this process
+instead of a server. Pass `http_client` (an
 `httpx.Client` such as FastAPI's `TestClient(app)`, or an `httpx.AsyncClient` over
 `httpx.ASGITransport(app)`) to talk to an app in the same process.
 
@@ -23,11 +25,14 @@ error of the same meaning, so `except errors.NotFound` catches a remote and a lo
     │   ├── NotFoundAPIError        404                 not_found_error
     │   ├── RateLimitAPIError       429                 rate_limit_error (retries used up)
     │   └── ServerAPIError          5xx                 server_error
-    └── ViewfinderConnectionError   the server could not be reached
+    ├── ViewfinderConnectionError   the server could not be reached
+    └── IndexingTimeout             wait_until_indexed ran out of time (also a TimeoutError);
+                                    `pending` and `failed` name the images
 """
 
 from __future__ import annotations
 
+from ..errors import IndexingTimeout
 from ._async import AsyncClient
 from ._base import DEFAULT_URL
 from ._errors import (
@@ -52,6 +57,7 @@ __all__ = [
     "DeleteResult",
     "Image",
     "ImageInput",
+    "IndexingTimeout",
     "Metadata",
     "NotFoundAPIError",
     "PermissionAPIError",

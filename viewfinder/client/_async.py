@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 
-from ._base import DEFAULT_URL, ClientBase, search_body, url_of
+from ._base import ClientBase, search_body, url_of
 from ._errors import error_from
 from ._models import DeleteResult, Image, SearchResult, Status, UploadResult, build
 from ._uploads import ImageInput, Metadata, plan_upload, upload_results
+from ._waiting import QUEUED, indexing_timeout, still_queued
 
 
 class AsyncClient(ClientBase):
@@ -20,7 +21,7 @@ class AsyncClient(ClientBase):
 
     def __init__(
         self,
-        base_url: str = DEFAULT_URL,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float = 60.0,
@@ -147,11 +148,11 @@ class AsyncClient(ClientBase):
         """See `Client.wait_until_indexed`."""
         images = {i: await self.get_image(i) for i in image_ids}
         deadline = time.monotonic() + timeout_s
-        while any(im.indexing_status == 1 for im in images.values()):
+        while still_queued(list(images.values())):
             if time.monotonic() >= deadline:
-                break
+                raise indexing_timeout(list(images.values()), timeout_s)
             await asyncio.sleep(poll_s)
             for image_id, im in images.items():
-                if im.indexing_status == 1:
+                if im.indexing_status == QUEUED:
                     images[image_id] = await self.get_image(image_id)
         return list(images.values())

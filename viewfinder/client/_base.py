@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -12,6 +13,8 @@ from ._errors import ViewfinderConnectionError, error_from, retry_after_header
 from ._models import Image, SearchResult, UploadResult
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The same variables as the command line's --server and --api-key.
+SERVER_ENV, API_KEY_ENV = "VIEWFINDER_SERVER", "VIEWFINDER_API_KEY"
 
 
 def search_body(
@@ -43,15 +46,17 @@ class ClientBase:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,
         api_key: str | None,
         *,
         timeout: float,
         max_retries: int,
         max_retry_wait_s: float,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
+        # Read when the client is made, not at import: arguments win, then the environment.
+        url = base_url or os.environ.get(SERVER_ENV) or DEFAULT_URL
+        self.base_url = url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_retry_wait_s = max_retry_wait_s

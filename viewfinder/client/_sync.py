@@ -8,18 +8,23 @@ from typing import Any
 
 import httpx
 
-from ._base import DEFAULT_URL, ClientBase, search_body, url_of
+from ._base import ClientBase, search_body, url_of
 from ._errors import error_from
 from ._models import DeleteResult, Image, SearchResult, Status, UploadResult, build
 from ._uploads import ImageInput, Metadata, plan_upload, upload_results
+from ._waiting import QUEUED, indexing_timeout, still_queued
 
 
 class Client(ClientBase):
-    """Synchronous client; one instance may be shared by threads."""
+    """Synchronous client; one instance may be shared by threads.
+
+    `base_url` defaults to VIEWFINDER_SERVER, then http://127.0.0.1:8000; `api_key` to
+    VIEWFINDER_API_KEY, as on the command line.
+    """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_URL,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float = 60.0,
@@ -143,14 +148,16 @@ class Client(ClientBase):
     def wait_until_indexed(
         self, image_ids: Iterable[str], timeout_s: float = 60.0, poll_s: float = 0.25
     ) -> list[Image]:
-        """Poll until no image is queued, or the time is up; return the images as last seen."""
+        """Poll until none of the images is queued; return them as last seen (failed ones
+        included). Raises `IndexingTimeout` (a `TimeoutError`) naming those still queued
+        after `timeout_s`."""
         images = {i: self.get_image(i) for i in image_ids}
         deadline = time.monotonic() + timeout_s
-        while any(im.indexing_status == 1 for im in images.values()):
+        while still_queued(list(images.values())):
             if time.monotonic() >= deadline:
-                break
+                raise indexing_timeout(list(images.values()), timeout_s)
             time.sleep(poll_s)
             for image_id, im in images.items():
-                if im.indexing_status == 1:
+                if im.indexing_status == QUEUED:
                     images[image_id] = self.get_image(image_id)
         return list(images.values())
