@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
+from .domain.fetch_pool import FetchLimits, FetchPool
 from .domain.ingest import IngestLimits
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
@@ -45,6 +46,14 @@ def _assemble(
             max_bytes=settings.max_file_bytes,
         )
     )
+    fetches = FetchPool(
+        fetcher,
+        FetchLimits(
+            threads=settings.fetch_threads,
+            per_request=settings.fetch_per_request,
+            deadline_s=settings.fetch_deadline_s,
+        ),
+    )
     limits = IngestLimits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
     vector_url = settings.resolved_vector_url()
     # one pool for every model of the process: during a switch the old and new share it
@@ -61,7 +70,7 @@ def _assemble(
         blobs,
         vectors,
         pool.bound(embedder if embedder is not None else load_embedder(settings)),
-        fetcher,
+        fetches,
         limits,
         model_spec=_model_spec(settings.model),
         hooks=hooks,

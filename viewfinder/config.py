@@ -102,6 +102,21 @@ class Settings(BaseSettings):
         100, description="Most images (files plus URLs) one upload may carry."
     )
     fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
+    fetch_deadline_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time limit for fetching all the `image_urls` of one upload; a URL not "
+        "fetched by then fails alone.",
+    )
+    fetch_per_request: int = Field(
+        4, ge=1, description="Most `image_urls` of one upload fetched at once."
+    )
+    fetch_threads: int = Field(
+        16,
+        ge=1,
+        description="Most image URLs fetched at once by a process, over all uploads (on "
+        "threads of their own, so slow URLs never hold up other requests).",
+    )
     fetch_allow_private: bool = Field(
         False,
         description="Let `image_urls` reach loopback and private addresses (off: guards "

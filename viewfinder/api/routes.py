@@ -99,7 +99,10 @@ async def upload_images(
             items.append(UploadItem(data=data, filename=upload.filename, **common))
         else:
             items.append(UploadItem(url=parsed.image_urls[n - len(files)], **common))
-    records = await run_in_threadpool(ctx.service.upload, key.tenant, items)
+    # URLs are fetched on the fetch pool's threads and awaited here, holding no thread of the
+    # pool that serves the other requests, however slow they are.
+    fetched = await ctx.service.fetch_urls_async(items)
+    records = await run_in_threadpool(ctx.service.upload, key.tenant, items, fetched)
     return schemas.UploadResponse(
         results=[
             schemas.UploadResult(

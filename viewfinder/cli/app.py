@@ -17,6 +17,17 @@ def settings_from(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def require_data(settings: Settings) -> None:
+    """Refuse a data directory that holds no database yet: read-only commands never create
+    one, and a mistyped --data-dir would otherwise read as an empty library."""
+    if settings.database_url is None and not (settings.data_dir / "viewfinder.db").is_file():
+        raise click.UsageError(
+            f"no Viewfinder data in {settings.data_dir.resolve()}: index images there first "
+            "(`viewfinder index PATH`), pass the right --data-dir (or VIEWFINDER_DATA_DIR), "
+            "or ask a server with --server URL"
+        )
+
+
 def fail(exc: ViewfinderError) -> NoReturn:
     click.echo(f"error: {exc.message}", err=True)
     sys.exit(2)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 import click
 
 from ..errors import AuthenticationError, ViewfinderError
-from .app import data_dir_option, fail, settings_from
+from .app import data_dir_option, fail, require_data, settings_from
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -97,13 +97,8 @@ def open_backend(
     from ..local_client import LocalClient
 
     settings = settings_from(data_dir=data_dir, model=model)
-    database = settings.data_dir / "viewfinder.db"
-    if must_exist and settings.database_url is None and not database.is_file():
-        raise click.UsageError(
-            f"no Viewfinder data in {settings.data_dir.resolve()}: index images there first "
-            "(`viewfinder index PATH`), pass the right --data-dir (or VIEWFINDER_DATA_DIR), "
-            "or ask a server with --server URL"
-        )
+    if must_exist:
+        require_data(settings)
     with LocalClient(settings, tenant, background=background) as local:
         yield local
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import ViewfinderError
-from .app import cli, data_dir_option, fail, settings_from
+from .app import cli, data_dir_option, fail, require_data, settings_from
 
 
 @cli.group()
@@ -17,10 +17,12 @@ def keys() -> None:
     """Create, list and revoke API keys."""
 
 
-def _metadata(data_dir: Path | None) -> Any:
+def _metadata(data_dir: Path | None, *, create: bool = True) -> Any:
     from ..stores.factory import open_metadata
 
     settings = settings_from(data_dir=data_dir)
+    if not create:
+        require_data(settings)  # listing or revoking never creates a data directory
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_metadata(settings.resolved_database_url())
     store.migrate()
@@ -69,7 +71,7 @@ def keys_create(tenant: str, data_dir: Path | None, rate_limits: tuple[str, ...]
 @data_dir_option
 def keys_list(data_dir: Path | None) -> None:
     """List key ids and their tenants (the secrets are not stored)."""
-    store = _metadata(data_dir)
+    store = _metadata(data_dir, create=False)
     try:
         for key in store.list_keys():
             limits = ",".join(f"{k}={v}" for k, v in key.rate_limits.items())
@@ -83,7 +85,7 @@ def keys_list(data_dir: Path | None) -> None:
 @data_dir_option
 def keys_revoke(key_id: str, data_dir: Path | None) -> None:
     """Revoke a key by its id (from `viewfinder keys list`)."""
-    store = _metadata(data_dir)
+    store = _metadata(data_dir, create=False)
     try:
         if not store.revoke_key(key_id):
             click.echo(f"error: no key {key_id}; see `viewfinder keys list`", err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ViewfinderError
-from .app import cli, data_dir_option, fail, settings_from
+from .app import cli, data_dir_option, fail, require_data, settings_from
 
 
 @cli.command()
@@ -101,7 +101,12 @@ def reindex(data_dir: Path | None, model: str | None) -> None:
 
 @cli.command()
 @data_dir_option
-@click.option("--server", default=None, help="Ask a running server instead (its base URL).")
+@click.option(
+    "--server",
+    envvar="VIEWFINDER_SERVER",
+    default=None,
+    help="Ask a running server instead (its base URL) [env VIEWFINDER_SERVER].",
+)
 @click.option("--api-key", envvar="VIEWFINDER_API_KEY", default=None, help="Key for --server.")
 def status(data_dir: Path | None, server: str | None, api_key: str | None) -> None:
     """Show the model, image counts and the progress of a model switch."""
@@ -118,6 +123,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
         from ..stores.factory import open_metadata, open_vectors
 
         settings = settings_from(data_dir=data_dir)
+        require_data(settings)  # reads only: never creates a data directory
         try:
             store = open_metadata(settings.resolved_database_url(), settings)
             store.migrate()

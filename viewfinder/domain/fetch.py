@@ -117,12 +117,15 @@ class UrlFetcher:
         self._dns = ThreadPoolExecutor(max_workers=4, thread_name_prefix="viewfinder-dns")
         self._closed = False
 
-    def fetch(self, url: str) -> Fetched:
-        """GET url under the policy; raises FetchError saying why it could not."""
+    def fetch(self, url: str, *, deadline: float | None = None) -> Fetched:
+        """GET url under the policy, by `deadline` (a `time.monotonic()` instant) if that comes
+        before the policy's time limit; raises FetchError saying why it could not."""
         if self._closed:
             raise RuntimeError("UrlFetcher is closed")
-        shown = _shown(url)
-        deadline = time.monotonic() + self._policy.timeout_s
+        shown = shown_url(url)
+        started = time.monotonic()
+        limit = started + self._policy.timeout_s
+        deadline = limit if deadline is None else min(limit, deadline)
         backend = _GuardedBackend(self._resolve_checked, deadline)
         try:
             # A pool per fetch: the deadline lives in its backend, and fetches never share
@@ -135,7 +138,7 @@ class UrlFetcher:
             logger.info("refused or failed to fetch %s: %s", shown, exc.message)
             raise FetchError(f"could not fetch {shown}: {exc.message}", param=exc.param) from None
         except httpcore.TimeoutException:
-            message = f"timed out after {self._policy.timeout_s:g} s"
+            message = f"timed out after {deadline - started:.2g} s"
         except httpcore.ConnectError as exc:
             message = f"could not connect: {_detail(exc)}"
         except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
@@ -382,7 +385,7 @@ def _header(response: httpcore.Response, name: bytes) -> str | None:
     return None
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """The URL for messages and logs, without credentials or query (signed URLs keep secrets
     there)."""
     shown = str(url).split("?", 1)[0].split("#", 1)[0]

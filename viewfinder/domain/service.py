@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..embedders.base import Embedder
-from ..errors import NotFound, ValidationError, ViewfinderError
-from .fetch import UrlFetcher
+from ..errors import FetchError, NotFound, ValidationError, ViewfinderError
+from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
 from .ports import BlobStore, MetadataStore, VectorIndex
@@ -59,7 +59,7 @@ class ImageService:
         blobs: BlobStore,
         vectors: VectorIndex,
         embedder: Embedder,
-        fetcher: UrlFetcher,
+        fetches: FetchPool,
         limits: IngestLimits,
         *,
         model_spec: str = "",
@@ -70,7 +70,7 @@ class ImageService:
         self.metadata = metadata
         self.blobs = blobs
         self.spaces = VectorSpaces(vectors, embedder, model_spec, hooks)
-        self.fetcher = fetcher
+        self.fetches = fetches
         self.limits = limits
         self._clock = clock
         self._on_close = on_close  # e.g. let the data directory go
@@ -125,7 +125,7 @@ class ImageService:
 
     def close(self) -> None:
         """Release the stores."""
-        self.fetcher.close()
+        self.fetches.close()
         self.spaces.close()
         for store in (self.blobs, self.metadata):
             store.close()
@@ -134,20 +134,47 @@ class ImageService:
             self._on_close = None
 
     # upload
-    def upload(self, tenant: str, items: Sequence[UploadItem]) -> list[ImageRecord]:
-        """Store each item durably and queue it; a bad item fails alone (status 3)."""
+    def upload(
+        self,
+        tenant: str,
+        items: Sequence[UploadItem],
+        fetched: Sequence[FetchOutcome | None] | None = None,
+    ) -> list[ImageRecord]:
+        """Store each item durably and queue it; a bad item fails alone (status 3).
+
+        `fetched` holds what `fetch_urls_async` gave for these items, when the caller
+        fetched their URLs already; else they are fetched here (concurrently, blocking).
+        """
         if not items:
             raise ValidationError(
                 "no images: send file parts named `images` and/or `image_urls` in `metadata`",
                 param="images",
             )
-        records = [self._ingest(tenant, item) for item in items]
+        if fetched is None:
+            fetched = self.fetch_urls(items)
+        records = [
+            self._ingest(tenant, item, outcome)
+            for item, outcome in zip(items, fetched, strict=True)
+        ]
         self.metadata.insert_images(records)
         if any(r.status == IndexingStatus.QUEUED for r in records):
             self.queue_changed.set()
         return records
 
-    def _ingest(self, tenant: str, item: UploadItem) -> ImageRecord:
+    def fetch_urls(self, items: Sequence[UploadItem]) -> list[FetchOutcome | None]:
+        """Fetch the URLs of the URL items, concurrently (blocking); None for other items."""
+        wanted = _url_items(items)
+        outcomes = self.fetches.fetch_all([url for _, url in wanted])
+        return _aligned(len(items), wanted, outcomes)
+
+    async def fetch_urls_async(self, items: Sequence[UploadItem]) -> list[FetchOutcome | None]:
+        """`fetch_urls` for the event loop: the fetches run on the fetch pool's own threads,
+        so slow URLs hold no thread that serves other requests."""
+        wanted = _url_items(items)
+        outcomes = await self.fetches.fetch_all_async([url for _, url in wanted])
+        return _aligned(len(items), wanted, outcomes)
+
+    def _ingest(self, tenant: str, item: UploadItem, fetched: FetchOutcome | None) -> ImageRecord:
         now = self._clock()
         base = ImageRecord(
             image_id=str(uuid.uuid4()),
@@ -165,7 +192,11 @@ class ImageService:
             if data is None:
                 if not item.url:
                     raise ValidationError("an upload item needs bytes or a URL")
-                data = self.fetcher.fetch(item.url).data
+                if fetched is None:
+                    raise ValidationError("an image URL was not fetched")
+                if isinstance(fetched, FetchError):
+                    raise fetched
+                data = fetched.data
             info = inspect_image(data, self.limits)
             self.blobs.put(info.sha256, data)
         except ViewfinderError as exc:
@@ -323,3 +354,17 @@ def _metadata_text(metadata: dict[str, object]) -> str:
     if isinstance(caption, str) and caption.strip():
         return caption.strip()
     return " ".join(v for v in metadata.values() if isinstance(v, str)).strip()[:1000]
+
+
+def _url_items(items: Sequence[UploadItem]) -> list[tuple[int, str]]:
+    """(position, URL) of each item whose bytes are still to be fetched."""
+    return [(n, i.url) for n, i in enumerate(items) if i.url is not None and i.data is None]
+
+
+def _aligned(
+    count: int, wanted: list[tuple[int, str]], outcomes: Sequence[FetchOutcome]
+) -> list[FetchOutcome | None]:
+    aligned: list[FetchOutcome | None] = [None] * count
+    for (n, _), outcome in zip(wanted, outcomes, strict=True):
+        aligned[n] = outcome
+    return aligned

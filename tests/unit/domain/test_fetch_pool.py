@@ -1,0 +1,164 @@
+"""FetchPool against a slow local server: concurrency per upload and in total, one deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.slow_http import PNG, SlowServer, slow_server
+from viewfinder.domain.fetch import Fetched, FetchPolicy, UrlFetcher
+from viewfinder.domain.fetch_pool import FetchLimits, FetchPool
+from viewfinder.errors import FetchError
+
+PRIVATE = FetchPolicy(allow_private=True, timeout_s=5.0)
+
+
+@pytest.fixture
+def server() -> Iterator[SlowServer]:
+    with slow_server() as state:
+        yield state
+
+
+def pool(**limits: float) -> FetchPool:
+    return FetchPool(UrlFetcher(PRIVATE), FetchLimits(**limits))  # type: ignore[arg-type]
+
+
+def test_urls_of_one_upload_are_fetched_at_once(server: SlowServer) -> None:
+    p = pool(threads=8, per_request=4, deadline_s=5.0)
+    try:
+        started = time.monotonic()
+        got = p.fetch_all([server.url(f"/img?delay=0.4&n={n}") for n in range(4)])
+        took = time.monotonic() - started
+    finally:
+        p.close()
+    assert [g.data for g in got if isinstance(g, Fetched)] == [PNG] * 4
+    assert [g.final_url for g in got if isinstance(g, Fetched)] == [
+        server.url(f"/img?delay=0.4&n={n}") for n in range(4)
+    ]  # in the order given
+    assert server.peak == 4
+    assert took < 1.2  # one after another would take 1.6 s
+
+
+def test_per_request_bound(server: SlowServer) -> None:
+    p = pool(threads=8, per_request=2, deadline_s=5.0)
+    try:
+        got = p.fetch_all([server.url("/img?delay=0.1")] * 6)
+    finally:
+        p.close()
+    assert all(isinstance(g, Fetched) for g in got)
+    assert server.peak == 2
+
+
+def test_thread_bound_over_all_uploads(server: SlowServer) -> None:
+    p = pool(threads=3, per_request=2, deadline_s=5.0)
+    try:
+        results: list[list[object]] = []
+        uploads = [
+            threading.Thread(
+                target=lambda: results.append(list(p.fetch_all([server.url("/img?delay=0.1")] * 2)))
+            )
+            for _ in range(4)
+        ]
+        for t in uploads:
+            t.start()
+        for t in uploads:
+            t.join()
+    finally:
+        p.close()
+    assert len(results) == 4 and all(isinstance(g, Fetched) for r in results for g in r)
+    assert server.peak == 3
+
+
+def test_one_deadline_for_all_urls_of_an_upload(server: SlowServer) -> None:
+    p = pool(threads=4, per_request=1, deadline_s=0.6)
+    try:
+        started = time.monotonic()
+        got = p.fetch_all([server.url("/img?delay=0.4")] * 3 + [server.url("/held")])
+        took = time.monotonic() - started
+    finally:
+        p.close()
+    assert isinstance(got[0], Fetched)
+    assert isinstance(got[1], FetchError) and "timed out after 0.2" in got[1].message
+    for late in got[2:]:
+        assert isinstance(late, FetchError)
+        assert "not fetched within the upload's time" in late.message
+        assert "VIEWFINDER_FETCH_DEADLINE_S" in late.message
+    assert took < 1.0
+
+
+class HoldingFetcher(UrlFetcher):
+    """Fetches nothing: `held` URLs wait for `release`, others answer at once; records calls."""
+
+    def __init__(self) -> None:
+        super().__init__(PRIVATE)
+        self.release = threading.Event()
+        self.holding = threading.Event()
+        self.calls: list[str] = []
+
+    def fetch(self, url: str, *, deadline: float | None = None) -> Fetched:
+        self.calls.append(url)
+        if url.endswith("/held"):
+            self.holding.set()
+            self.release.wait(10.0)
+        return Fetched(data=PNG, content_type="image/png", final_url=url)
+
+
+def test_a_queued_upload_gives_up_at_its_deadline() -> None:
+    # One thread, held by another upload: this one never starts, and says so in time.
+    fetcher = HoldingFetcher()
+    p = FetchPool(fetcher, FetchLimits(threads=1, per_request=1, deadline_s=0.3))
+    try:
+        blocker = threading.Thread(target=p.fetch_all, args=(["http://a.example/held"],))
+        blocker.start()
+        assert fetcher.holding.wait(5.0)
+        started = time.monotonic()
+        got = p.fetch_all(["http://b.example/img"])
+        took = time.monotonic() - started
+        fetcher.release.set()
+        blocker.join()
+    finally:
+        p.close()
+    assert isinstance(got[0], FetchError) and "not fetched within" in got[0].message
+    assert took < 0.8
+    time.sleep(0.05)
+    assert fetcher.calls == ["http://a.example/held"]  # the queued fetch was dropped, not run late
+
+
+def test_async_fetch_holds_no_thread_of_the_caller(server: SlowServer) -> None:
+    p = pool(threads=4, per_request=4, deadline_s=5.0)
+
+    async def scenario() -> tuple[list[object], float]:
+        loop = asyncio.get_running_loop()
+        fetching = asyncio.ensure_future(p.fetch_all_async([server.url("/held")] * 4))
+        await loop.run_in_executor(None, server.wait_in_flight, 4)
+        ticked = time.monotonic()
+        await asyncio.sleep(0.01)  # the loop is free while the fetches wait
+        lag = time.monotonic() - ticked
+        server.release.set()
+        return list(await fetching), lag
+
+    try:
+        got, lag = asyncio.run(scenario())
+    finally:
+        p.close()
+    assert all(isinstance(g, Fetched) for g in got)
+    assert lag < 0.5
+
+
+def test_a_url_the_fetcher_chokes_on_fails_alone(server: SlowServer) -> None:
+    p = pool(threads=2, per_request=2, deadline_s=5.0)
+    try:
+        got = p.fetch_all(["http://\ud800.example/x.png", server.url("/img")])
+    finally:
+        p.close()
+    assert isinstance(got[0], FetchError)
+    assert isinstance(got[1], Fetched)
+
+
+def test_limits_must_allow_a_fetch() -> None:
+    with pytest.raises(ValueError):
+        pool(threads=0)
