@@ -74,20 +74,22 @@ def test_thread_bound_over_all_uploads(server: SlowServer) -> None:
 
 
 def test_one_deadline_for_all_urls_of_an_upload(server: SlowServer) -> None:
-    p = pool(threads=4, per_request=1, deadline_s=0.6)
+    p = pool(threads=4, per_request=1, deadline_s=0.8)
     try:
         started = time.monotonic()
-        got = p.fetch_all([server.url("/img?delay=0.4")] * 3 + [server.url("/held")])
+        got = p.fetch_all(
+            [server.url("/img?delay=0.1"), server.url("/held")] + [server.url("/img")] * 2
+        )
         took = time.monotonic() - started
     finally:
         p.close()
     assert isinstance(got[0], Fetched)
-    assert isinstance(got[1], FetchError) and "timed out after 0.2" in got[1].message
+    assert isinstance(got[1], FetchError) and "timed out after" in got[1].message
     for late in got[2:]:
         assert isinstance(late, FetchError)
         assert "not fetched within the upload's time" in late.message
         assert "VIEWFINDER_FETCH_DEADLINE_S" in late.message
-    assert took < 1.0
+    assert took < 1.5
 
 
 class HoldingFetcher(UrlFetcher):
