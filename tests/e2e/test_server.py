@@ -123,7 +123,7 @@ def test_sigkill_mid_indexing_loses_nothing(tmp_path: Path) -> None:
     with Server(data_dir, {"VIEWFINDER_MODEL": "fake"}) as again:
         statuses = _wait_indexed(again.url, headers, acknowledged, 120)
         assert set(acknowledged) <= set(statuses)
-    conn = sqlite3.connect(data_dir / "vectors.db")
-    rows = conn.execute("SELECT image_id FROM vectors").fetchall()
+    conn = sqlite3.connect(data_dir / "vectors.db" / "index.sqlite")  # the id -> row table
+    rows = conn.execute("SELECT image_id FROM ids").fetchall()
     assert len(rows) == len({r[0] for r in rows}) == len(statuses)  # one vector per image
     assert set(acknowledged) <= {r[0] for r in rows}

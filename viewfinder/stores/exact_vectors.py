@@ -1,14 +1,21 @@
-"""An exact in-process vector index: numpy matrices per tenant, persisted in a SQLite file.
+"""The embedded vector index: exact search for small tenants, HNSW for big ones.
+
+Vectors live in a memory-mapped directory (vector_file.py) that opens without reading them.
+A tenant is searched exactly (a scan of its float32 rows) until it holds `ann_threshold`
+vectors; then a background thread builds an HNSW graph of its rows (ann_index.py) and
+searches take the graph's candidates, plus the rows added since it was built, and re-score
+them exactly. The graph is rebuilt (merged) when enough rows were added or removed since.
 
 Every upsert is committed to disk before it returns, so a crash loses nothing that a worker
-reported as indexed; at start the whole file is loaded into memory.
+reported as indexed. A `vectors.db` SQLite file of the earlier format is migrated on open.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
+import logging
+import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,83 +23,109 @@ import numpy as np
 
 from ..domain.ports import StoredModel
 from ..errors import ConfigurationError, ValidationError
+from . import ann_index
+from .ann_index import AnnIndex
+from .vector_file import ANN_DIR, FREE, AnnEntry, VectorFile
+from .vector_migration import is_legacy, legacy_stored_model, migrate_legacy, recover_migration
+
+log = logging.getLogger(__name__)
+
+_SCAN_CHUNK = 65536  # rows scored at once by an exact scan
 
 
 def shadow_path(path: Path) -> Path:
-    """Where the vectors of a model being switched to are built, beside the active file."""
+    """Where the vectors of a model being switched to are built, beside the active index."""
     return path.with_name(f"{path.stem}.next{path.suffix}")
 
 
+def _retired_path(path: Path) -> Path:
+    return path.with_name(path.name + ".old")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def promote(path: Path) -> None:
-    """Atomically replace the active index file with the shadow one (both closed)."""
-    for suffix in ("-wal", "-shm"):
+    """Replace the active index with the shadow one (both closed); a crash midway is finished
+    by the next open."""
+    retired = _retired_path(path)
+    if path.exists():
+        _remove(retired) if retired.exists() else None
+        path.rename(retired)
+    for suffix in ("-wal", "-shm"):  # of an active index in the SQLite format
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-    os.replace(shadow_path(path), path)
+    shadow_path(path).rename(path)
+    _remove(retired)
 
 
-class _Partition:
-    """The vectors of one tenant: a growable matrix and an id <-> row map."""
+def recover_promotion(path: Path) -> None:
+    """Finish (or undo) a promotion that a crash interrupted."""
+    retired = _retired_path(path)
+    if not retired.exists():
+        return
+    if not path.exists():
+        shadow = shadow_path(path)
+        shadow.rename(path) if shadow.exists() else retired.rename(path)
+    if retired.exists():
+        _remove(retired)
 
-    def __init__(self, dim: int) -> None:
-        self.matrix = np.zeros((16, dim), dtype=np.float32)
-        self.ids: list[str] = []
-        self.rows: dict[str, int] = {}
 
-    def upsert(self, image_id: str, vector: np.ndarray) -> None:
-        row = self.rows.get(image_id)
-        if row is None:
-            row = len(self.ids)
-            if row == len(self.matrix):
-                grown = np.zeros((2 * len(self.matrix), self.matrix.shape[1]), np.float32)
-                grown[:row] = self.matrix
-                self.matrix = grown
-            self.ids.append(image_id)
-            self.rows[image_id] = row
-        self.matrix[row] = vector
+class _RowList:
+    """A tenant's rows in ascending order, growable (may hold rows freed since)."""
 
-    def delete(self, image_id: str) -> bool:
-        row = self.rows.pop(image_id, None)
-        if row is None:
-            return False
-        last = len(self.ids) - 1
-        if row != last:
-            moved = self.ids[last]
-            self.matrix[row] = self.matrix[last]
-            self.ids[row] = moved
-            self.rows[moved] = row
-        self.ids.pop()
-        return True
+    def __init__(self, rows: np.ndarray) -> None:
+        self._data = np.array(rows, dtype=np.int64)
+        self.size = len(rows)
 
-    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
-        n = len(self.ids)
-        if n == 0:
-            return []
-        sims = self.matrix[:n] @ query
-        k = min(k, n)
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top], kind="stable")]
-        return [(self.ids[i], float(sims[i])) for i in top]
+    def add(self, rows: np.ndarray) -> None:
+        end = self.size + len(rows)
+        if end > len(self._data):
+            grown = np.empty(max(end, 2 * len(self._data), 64), np.int64)
+            grown[: self.size] = self._data[: self.size]
+            self._data = grown
+        self._data[self.size : end] = rows
+        self.size = end
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._data[: self.size]
 
 
 class ExactVectorIndex:
-    """Brute-force dot-product search over L2-normalised float32 vectors."""
+    """Dot-product search over L2-normalised float32 vectors, exact or HNSW per tenant."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ann_threshold: int = 20000,
+        ann_ef: int = 128,
+        background: bool = True,
+    ) -> None:
         self.path = path
+        self.ann_threshold = ann_threshold  # 0: always exact
+        self.ann_ef = ann_ef
+        self.background = background
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS vectors "
-            "(image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, vector BLOB NOT NULL)"
-        )
+        recover_promotion(path)
+        recover_migration(path)
         self._lock = threading.RLock()
-        self._parts: dict[str, _Partition] = {}
-        self._tenant_of: dict[str, str] = {}
+        self._file: VectorFile | None = None if is_legacy(path) else VectorFile(path)
         self._model_id: str | None = None
         self._dim: int | None = None
+        self._rows: dict[int, _RowList] = {}
+        self._ann: dict[int, AnnIndex] = {}
+        self._stale: dict[int, int] = {}  # rows freed in each tenant's graph since its build
+        self._generation = 0  # bumped by reset and close: a build of an older one is dropped
+        self._wake = threading.Condition(self._lock)
+        self._busy = False
+        self._closed = False
+        self._builder: threading.Thread | None = None
 
     @property
     def model_id(self) -> str | None:
@@ -102,126 +135,331 @@ class ExactVectorIndex:
     def dim(self) -> int | None:
         return self._dim
 
-    def _meta(self) -> dict[str, str]:
-        return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-
     def stored_model(self) -> StoredModel | None:
         with self._lock:
-            meta = self._meta()
-        if "model_id" not in meta:
-            return None
-        return StoredModel(meta["model_id"], int(meta["dim"]), meta.get("spec", ""))
+            if self._file is None:
+                return legacy_stored_model(self.path)
+            return self._file.stored_model()
 
     def open(self, model_id: str, dim: int, spec: str = "") -> None:
         with self._lock:
-            meta = self._meta()
-            if not meta:
-                self._write_meta(model_id, dim, spec)
-            elif meta["model_id"] != model_id or int(meta["dim"]) != dim:
+            if self._file is None:
+                migrate_legacy(self.path)
+                self._file = VectorFile(self.path)
+            stored = self._file.stored_model()
+            if stored is None or (stored.model_id == model_id and stored.dim == dim):
+                if stored is None or (spec and stored.spec != spec):
+                    self._file.write_model(model_id, dim, spec)
+            else:
                 raise ConfigurationError(
-                    f"the vector index {self.path} holds vectors of model {meta['model_id']} "
-                    f"(dim {meta['dim']}), not {model_id} (dim {dim}); run `viewfinder reindex` "
+                    f"the vector index {self.path} holds vectors of model {stored.model_id} "
+                    f"(dim {stored.dim}), not {model_id} (dim {dim}); run `viewfinder reindex` "
                     "to re-embed every image with the new model, or select the old model again"
                 )
-            elif spec and meta.get("spec") != spec:
-                self._write_meta(model_id, dim, spec)
             self._model_id, self._dim = model_id, dim
-            self._parts.clear()
-            self._tenant_of.clear()
-            for image_id, tenant, blob in self._conn.execute(
-                "SELECT image_id, tenant, vector FROM vectors"
-            ):
-                self._put(image_id, tenant, np.frombuffer(blob, dtype=np.float32))
+            self._file.map_vectors(dim)
+            self._load_ann()
+        self._schedule()
 
-    def _write_meta(self, model_id: str, dim: int, spec: str = "") -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-        self._conn.execute("DELETE FROM meta")
-        self._conn.executemany(
-            "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("model_id", model_id), ("dim", str(dim)), ("spec", spec)],
-        )
-        self._conn.execute("COMMIT")
+    def _load_ann(self) -> None:
+        assert self._file is not None
+        for ann in self._ann.values():
+            ann.close()
+        self._ann.clear()
+        self._rows.clear()
+        for entry in self._file.ann_entries():
+            self._ann[entry.tenant] = AnnIndex(
+                self.path / ANN_DIR / entry.file, entry.rows, self.ann_ef
+            )
+        self._file.drop_unreferenced_ann()
 
-    def _put(self, image_id: str, tenant: str, vector: np.ndarray) -> None:
-        assert self._dim is not None
-        old = self._tenant_of.get(image_id)
-        if old is not None and old != tenant:
-            self._parts[old].delete(image_id)
-        self._parts.setdefault(tenant, _Partition(self._dim)).upsert(image_id, vector)
-        self._tenant_of[image_id] = tenant
-
-    def _check_open(self) -> int:
-        if self._dim is None:
+    def _opened(self) -> tuple[VectorFile, int]:
+        if self._dim is None or self._file is None:
             raise ConfigurationError("vector index used before open()")
-        return self._dim
+        return self._file, self._dim
 
+    # writes ----------------------------------------------------------------------------------
     def upsert(self, ids: Sequence[str], tenants: Sequence[str], vectors: np.ndarray) -> None:
-        dim = self._check_open()
+        file, dim = self._opened()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.shape != (len(ids), dim) or len(tenants) != len(ids):
             raise ValidationError(f"expected {len(ids)} vectors of dim {dim}, got {vectors.shape}")
+        if not ids:
+            return
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO vectors (image_id, tenant, vector) VALUES (?, ?, ?)",
-                    [(i, t, v.tobytes()) for i, t, v in zip(ids, tenants, vectors, strict=True)],
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            for image_id, tenant, vector in zip(ids, tenants, vectors, strict=True):
-                self._put(image_id, tenant, vector)
+            rows, labels, freed = file.append(ids, tenants, vectors)
+            for tid in np.unique(labels[labels != FREE]):
+                cached = self._rows.get(int(tid))
+                if cached is not None:
+                    cached.add(rows[labels == tid])
+            self._note_freed(freed)
+        self._schedule()
 
     def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany("DELETE FROM vectors WHERE image_id = ?", [(i,) for i in ids])
-            self._conn.execute("COMMIT")
-            for image_id in ids:
-                tenant = self._tenant_of.pop(image_id, None)
-                if tenant is not None:
-                    self._parts[tenant].delete(image_id)
+            if self._file is None:  # not opened yet: nothing migrated to delete from
+                return
+            self._note_freed(self._file.delete(ids))
+        self._schedule()
 
+    def _note_freed(self, freed: list[tuple[int, int]]) -> None:
+        for row, tid in freed:
+            ann = self._ann.get(tid)
+            if ann is not None and row < ann.rows:
+                self._stale[tid] = self._stale.get(tid, 0) + 1
+
+    # search ----------------------------------------------------------------------------------
     def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
-        dim = self._check_open()
+        file, dim = self._opened()
         query = np.asarray(query, dtype=np.float32).reshape(dim)
+        if k <= 0:
+            return []
         with self._lock:
-            part = self._parts.get(tenant)
-            return part.search(query, k) if part else []
+            tid = file.tenant_id(tenant)
+            if tid is None:
+                return []
+            labels, vectors = file.label_view(), file.vector_view()
+            ann = self._ann.get(tid)
+            if ann is None:
+                rows, scores = self._scan(self._rows_of(tid), tid, labels, vectors, query, k)
+            else:
+                extra = max(4 * k, k + 64)
+                found = ann.search(query, min(extra, len(ann)))
+                found = found[(found >= 0) & (found < len(labels))]
+                rows = np.concatenate([found, self._tail(tid, ann.rows)])
+                rows, scores = self._scan(np.unique(rows), tid, labels, vectors, query, k)
+            names = file.ids_of(rows.tolist())
+            return [
+                (names[int(r)], float(s))
+                for r, s in zip(rows, scores, strict=True)
+                if int(r) in names
+            ]
 
+    def _rows_of(self, tid: int) -> np.ndarray:
+        assert self._file is not None
+        cached = self._rows.get(tid)
+        if cached is None or cached.size > 2 * self._file.tenant_count(tid) + 1024:
+            cached = _RowList(np.flatnonzero(self._file.label_view() == tid))
+            self._rows[tid] = cached
+        return cached.rows
+
+    def _tail(self, tid: int, start: int) -> np.ndarray:
+        rows = self._rows_of(tid)
+        return rows[np.searchsorted(rows, start) :]
+
+    @staticmethod
+    def _scan(
+        rows: np.ndarray,
+        tid: int,
+        labels: np.ndarray,
+        vectors: np.ndarray,
+        query: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best k of `rows` still labelled `tid`, scored exactly, best first."""
+        best_rows: list[np.ndarray] = []
+        best_scores: list[np.ndarray] = []
+        for start in range(0, len(rows), _SCAN_CHUNK):
+            chunk = rows[start : start + _SCAN_CHUNK]
+            chunk = chunk[labels[chunk] == tid]
+            if not len(chunk):
+                continue
+            first, last = int(chunk[0]), int(chunk[-1])
+            if last - first + 1 == len(chunk):  # a run of rows: score the mapping in place
+                scores = vectors[first : last + 1] @ query
+            else:
+                scores = vectors[chunk] @ query
+            if len(chunk) > k:
+                top = np.argpartition(-scores, k - 1)[:k]
+                chunk, scores = chunk[top], scores[top]
+            best_rows.append(chunk)
+            best_scores.append(scores)
+        if not best_rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows, scores = np.concatenate(best_rows), np.concatenate(best_scores)
+        order = np.lexsort((rows, -scores))[:k]  # ties: the older row first
+        return rows[order], scores[order]
+
+    # counts and iteration --------------------------------------------------------------------
     def ids(self) -> set[str]:
         with self._lock:
-            return set(self._tenant_of)
+            return self._file.all_ids() if self._file is not None else set()
 
     def count(self, tenant: str | None = None) -> int:
         with self._lock:
-            if tenant is None:
-                return len(self._tenant_of)
-            part = self._parts.get(tenant)
-            return len(part.ids) if part else 0
+            return self._file.count(tenant) if self._file is not None else 0
 
     def iter_vectors(
         self, batch_size: int = 1000
     ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
-        self._check_open()
-        with self._lock:  # a copy, so that writes may go on while the caller iterates
-            rows = [(i, t, self._parts[t].rows[i]) for i, t in self._tenant_of.items()]
-            snapshot = [(i, t, self._parts[t].matrix[row].copy()) for i, t, row in rows]
-        for start in range(0, len(snapshot), batch_size):
-            chunk = snapshot[start : start + batch_size]
-            vectors = np.stack([v for _, _, v in chunk])
-            yield [i for i, _, _ in chunk], [t for _, t, _ in chunk], vectors
+        file, _ = self._opened()
+        last = -1
+        while True:
+            with self._lock:  # a batch at a time, so that writes may go on meanwhile
+                rows, ids, tenants = file.rows_after(last, batch_size)
+                if not rows:
+                    return
+                vectors = np.array(file.vector_view()[rows], dtype=np.float32)
+            last = rows[-1]
+            yield ids, tenants, vectors
 
     def reset(self, model_id: str, dim: int, spec: str = "") -> None:
+        self._stop_builder()
         with self._lock:
-            self._conn.execute("DELETE FROM vectors")
-            self._write_meta(model_id, dim, spec)
-            self._parts.clear()
-            self._tenant_of.clear()
+            if self._file is None:  # a file of the old format: start afresh in the new one
+                _remove(self.path)
+                self._file = VectorFile(self.path)
+            for ann in self._ann.values():
+                ann.close()
+            self._ann.clear()
+            self._rows.clear()
+            self._stale.clear()
+            self._file.clear()
+            self._file.drop_unreferenced_ann()
+            self._file.write_model(model_id, dim, spec)
+            self._file.map_vectors(dim)
             self._model_id, self._dim = model_id, dim
+            self._closed = False
 
     def close(self) -> None:
+        self._stop_builder()
         with self._lock:
-            self._conn.close()
+            for ann in self._ann.values():
+                ann.close()
+            self._ann.clear()
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._closed = True
+
+    # approximate indexes ---------------------------------------------------------------------
+    def wait_for_builds(self, timeout: float | None = None) -> bool:
+        """Block until no graph needs building or merging (True), or the timeout passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self._busy and self._next_build() is None:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                if self._busy or (self._builder is not None and self._builder.is_alive()):
+                    self._wake.wait(left)
+                    continue
+            self._run_builds()
+
+    def _schedule(self) -> None:
+        if self.ann_threshold <= 0:
+            return
+        if not self.background:
+            self._run_builds()
+            return
+        with self._lock:
+            if self._builder is None or not self._builder.is_alive():
+                self._builder = threading.Thread(
+                    target=self._builder_loop, name="vector-index-builder", daemon=True
+                )
+                self._builder.start()
+            self._wake.notify_all()
+
+    def _stop_builder(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._closed = True
+            self._wake.notify_all()
+            builder = self._builder
+        if builder is not None and builder is not threading.current_thread():
+            builder.join()
+        with self._lock:
+            self._builder = None
+
+    def _builder_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and self._next_build() is None:
+                    self._wake.wait(5.0)
+                if self._closed:
+                    return
+            self._run_builds()
+
+    def _next_build(self) -> tuple[int, AnnIndex | None] | None:
+        """A tenant whose graph is missing or out of date, and its current graph."""
+        if self.ann_threshold <= 0 or self._file is None or self._dim is None:
+            return None
+        for tid, count in self._file.tenant_counts().items():
+            ann = self._ann.get(tid)
+            if ann is None:
+                if count >= self.ann_threshold:
+                    return tid, None
+                continue
+            tail = len(self._tail(tid, ann.rows))
+            if tail >= max(self.ann_threshold, len(ann) // 50) or (
+                self._stale.get(tid, 0) > len(ann) // 5
+            ):
+                return tid, ann
+        return None
+
+    def _run_builds(self) -> None:
+        """Build or merge graphs until none is due (in the builder thread, or inline)."""
+        while True:
+            with self._lock:
+                due = self._next_build()
+                if due is None or self._busy:
+                    return
+                self._busy = True
+                file, generation = self._file, self._generation
+                assert file is not None and self._dim is not None
+                tid, old = due
+                labels, vectors, end = file.label_view(), file.vector_view(), file.rows
+                rows = self._rows_of(tid)
+                rows = rows[labels[rows] == tid]
+                stale, stale_count = None, 0
+                if old is not None:
+                    rows = rows[rows >= old.rows]
+                    stale_count = self._stale.get(tid, 0)
+                name = f"t{tid}-{end}-{time.time_ns()}.usearch"
+                dim = self._dim
+            target = self.path / ANN_DIR / name
+            started = time.monotonic()
+            try:
+                if old is not None:
+                    stale = self._stale_rows(old, tid, labels)
+                ann_index.build(
+                    target, dim, rows, vectors, base=old.path if old else None, stale=stale
+                )
+            except BaseException:
+                with self._lock:
+                    self._busy = False
+                    self._wake.notify_all()
+                target.unlink(missing_ok=True)
+                raise
+            with self._lock:
+                self._busy = False
+                self._wake.notify_all()
+                if generation != self._generation or self._file is not file:
+                    target.unlink(missing_ok=True)
+                    return
+                file.set_ann(AnnEntry(tid, name, end))
+                self._ann[tid] = AnnIndex(target, end, self.ann_ef)
+                if old is not None:
+                    old.close()
+                    old.path.unlink(missing_ok=True)
+                    self._stale[tid] = max(0, self._stale.get(tid, 0) - stale_count)
+                else:
+                    self._stale[tid] = 0
+            log.info(
+                "vector index: %s graph of tenant #%d with %d rows in %.1f s",
+                "merged" if old is not None else "built",
+                tid,
+                len(rows),
+                time.monotonic() - started,
+            )
+
+    @staticmethod
+    def _stale_rows(old: AnnIndex, tid: int, labels: np.ndarray) -> np.ndarray:
+        """Rows in a graph that no longer belong to its tenant."""
+        keys = old.keys()
+        keys = keys[keys < len(labels)]
+        return keys[labels[keys] != tid]
