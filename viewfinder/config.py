@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         description="S3 bucket addressing: `auto`, `path` (most self-hosted S3 servers) or "
         "`virtual`.",
     )
+    vector_ann_threshold: int = Field(
+        20000,
+        ge=0,
+        description="Vectors a tenant holds before the embedded index (`exact://`) searches it "
+        "through an HNSW graph (built in the background; re-scored exactly) instead of a full "
+        "scan (0: always scan).",
+    )
+    vector_ann_ef: int = Field(
+        128,
+        ge=1,
+        description="Candidates the HNSW graph of the embedded index explores per search: "
+        "recall vs. speed.",
+    )
     milvus_token: str | None = Field(
         None,
         description="Milvus credentials for `milvus://` URLs: `user:password` or an API key.",

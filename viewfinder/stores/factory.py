@@ -137,7 +137,12 @@ def open_vectors(
         from .exact_vectors import ExactVectorIndex, shadow_path
 
         path = _path_of(url, scheme)
-        return ExactVectorIndex(shadow_path(path) if shadow else path)
+        s = _settings(settings)
+        return ExactVectorIndex(
+            shadow_path(path) if shadow else path,
+            ann_threshold=s.vector_ann_threshold,
+            ann_ef=s.vector_ann_ef,
+        )
     if scheme in _MILVUS:
         target = _milvus_target(url, settings)
         from .milvus_vectors import MilvusVectorIndex
