@@ -18,6 +18,8 @@ _REFERENCE = re.compile(r"""(?:src|href|spec-url)=["']([^"']+)["']|url:\s*['"]([
 def test_docs_pages_reference_only_local_assets(client: TestClient, page: str, script: str) -> None:
     html = client.get(page)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    # and the browser is told to load nothing from elsewhere, whatever the bundles name
+    assert "default-src 'self'" in html.headers["content-security-policy"]
     assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html.text, re.I), html.text
     refs = {a or b for a, b in _REFERENCE.findall(html.text)}
     assert f"/docs-assets/{script}" in refs and "/openapi.json" in refs

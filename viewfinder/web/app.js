@@ -86,6 +86,19 @@ function label(metadata) {
   return "";
 }
 
+// What to call an image: the file name it was uploaded with, else a name from its metadata.
+function displayName(image) {
+  return image.file_name || label(image.metadata);
+}
+
+// One line beside the slider: what a minimum score means (scores are calibrated, 0.5 = even odds).
+function thresholdHint(v) {
+  if (v <= 0) return "off: every image is ranked, related or not";
+  if (v < 0.5) return "below even odds: more results, more of them unrelated";
+  if (v === 0.5) return "as likely a match as not";
+  return "likelier a match than not: fewer, surer results";
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -187,6 +200,7 @@ async function search(query) {
       image_id: r.image_id,
       image_url: r.image_url,
       metadata: r.image_metadata,
+      file_name: r.file_name,
       upload_timestamp: r.upload_timestamp,
       score: r.score,
     }));
@@ -216,9 +230,10 @@ function card(image) {
   const status = image.status;
   const thumb = status === "failed"
     ? el("div", { class: "thumb missing", text: "not stored" })
-    : el("img", { class: "thumb", src: thumbUrl(image), alt: label(image.metadata) || "image", loading: "lazy" });
+    : el("img", { class: "thumb", src: thumbUrl(image), alt: displayName(image) || "image", loading: "lazy" });
+  const name = displayName(image);
   const caption = el("div", { class: "caption" },
-    el("span", { class: "label", text: label(image.metadata) || image.image_id.slice(0, 8) }),
+    el("span", { class: "label", text: name || image.image_id.slice(0, 8), title: name || image.image_id }),
     status ? el("span", { class: `badge ${status}`, text: status }) : null);
   const node = el("li", { class: "card", tabindex: "0", "data-id": image.image_id }, thumb, caption);
   if (typeof image.score === "number") {
@@ -263,12 +278,13 @@ async function openDetail(imageId, score) {
     return;
   }
   state.current = image;
-  $("detail-title").textContent = label(image.metadata) || image.image_id;
+  $("detail-title").textContent = displayName(image) || image.image_id;
   const img = $("detail-img");
   img.src = image.status === "failed" ? "" : image.image_url;
-  img.alt = label(image.metadata) || "image";
+  img.alt = displayName(image) || "image";
   $("detail-open").href = image.image_url;
   const rows = [
+    image.file_name ? ["File", image.file_name] : null,
     ["ID", image.image_id],
     ["Status", `${image.status} (${image.indexing_status})`],
     typeof score === "number" ? ["Score", score.toFixed(3)] : null,
@@ -288,7 +304,7 @@ async function openDetail(imageId, score) {
 async function deleteCurrent() {
   const image = state.current;
   if (!image) return;
-  const name = label(image.metadata) || image.image_id;
+  const name = displayName(image) || image.image_id;
   if (!confirm(`Delete ${name}? It is removed from storage and search for good.`)) return;
   $("delete-button").disabled = true;
   try {
@@ -305,19 +321,62 @@ async function deleteCurrent() {
   refreshCounts().catch(handle);
 }
 
-// upload
+// upload: one summary line (overall progress, counts) with the per-file list behind a toggle
 const queue = [];
 let active = 0;
+const batch = { total: 0, done: 0, failed: 0, bytes: 0, jobs: [] };
 
-function addFiles(files) {
+function addFiles(fileList) {
+  const files = Array.from(fileList || []);
+  if (!files.length) return;
+  if (batch.total && batch.done === batch.total) startBatch();
   for (const file of files) {
     const bar = el("progress", { max: "100", value: "0" });
     const stateEl = el("span", { class: "state", text: "waiting" });
-    const row = el("li", { "data-name": file.name }, el("span", { class: "name", text: file.name }), bar, stateEl);
-    $("uploads").prepend(row);
-    queue.push({ file, row, bar, stateEl });
+    const row = el("li", { "data-name": file.name }, el("span", { class: "name", text: file.name, title: file.name }), bar, stateEl);
+    $("uploads").append(row);
+    const job = { file, row, bar, stateEl, loaded: 0 };
+    batch.jobs.push(job);
+    batch.total += 1;
+    batch.bytes += file.size || 1;
+    queue.push(job);
   }
+  $("upload-status").hidden = false;
+  renderUploads();
   pump();
+}
+
+// A new batch once the last one is done: its uploads make way, its failures stay listed.
+function startBatch() {
+  const kept = batch.jobs.filter((job) => job.row.classList.contains("failed"));
+  for (const job of batch.jobs) if (!kept.includes(job)) job.row.remove();
+  const bytes = kept.reduce((sum, job) => sum + (job.file.size || 1), 0);
+  Object.assign(batch, { total: kept.length, done: kept.length, failed: kept.length, bytes, jobs: kept });
+}
+
+function clearUploads() {
+  Object.assign(batch, { total: 0, done: 0, failed: 0, bytes: 0, jobs: [] });
+  $("uploads").replaceChildren();
+  $("upload-status").hidden = true;
+  showUploadDetails(false);
+}
+
+function showUploadDetails(open) {
+  $("uploads").hidden = !open;
+  $("upload-toggle").setAttribute("aria-expanded", String(open));
+  $("upload-toggle").textContent = open ? "Hide details" : "Details";
+}
+
+function renderUploads() {
+  const running = batch.done < batch.total;
+  const sent = batch.jobs.reduce((sum, job) => sum + job.loaded, 0);
+  $("upload-progress").value = running ? Math.min(99, Math.floor((100 * sent) / batch.bytes)) : 100;
+  const summary = $("upload-summary");
+  summary.replaceChildren(running
+    ? `Uploading ${batch.total} file${batch.total === 1 ? "" : "s"}: ${batch.done} done`
+    : `${batch.total - batch.failed} of ${batch.total} uploaded`);
+  if (batch.failed) summary.append(" · ", el("span", { class: "error", text: `${batch.failed} failed` }));
+  $("upload-dismiss").hidden = running;
 }
 
 function pump() {
@@ -326,50 +385,57 @@ function pump() {
     active += 1;
     upload(job).finally(() => {
       active -= 1;
+      batch.done += 1;
+      renderUploads();
       pump();
       if (!active && !queue.length && state.mode === "all") showAll();
     });
   }
 }
 
-function upload({ file, row, bar, stateEl }) {
+function fail(job, text, title) {
+  job.stateEl.textContent = text;
+  job.stateEl.classList.add("error");
+  job.stateEl.title = title || "";
+  job.row.classList.add("failed");
+  batch.failed += 1;
+}
+
+function upload(job) {
+  const { file, bar, stateEl } = job;
   return new Promise((resolve) => {
     const form = new FormData();
-    form.append("images", file, file.name);
-    form.append("metadata", JSON.stringify({ requests: [{ metadata: { file_name: file.name } }] }));
+    form.append("images", file, file.name);  // the server keeps the name as `file_name`
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/v1/images/upload");
     xhr.setRequestHeader("X-Api-Key", state.key);
     xhr.upload.onprogress = (e) => {
-      if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total);
+      if (e.lengthComputable) {
+        bar.value = Math.round((100 * e.loaded) / e.total);
+        job.loaded = ((file.size || 1) * e.loaded) / e.total;
+        renderUploads();
+      }
       stateEl.textContent = "uploading";
     };
     xhr.onload = () => {
       let data = {};
       try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      job.loaded = file.size || 1;
       if (xhr.status >= 200 && xhr.status < 300) {
         const result = data.results[0];
         bar.value = 100;
-        if (result.indexing_status === 3) {
-          stateEl.textContent = "refused";
-          stateEl.classList.add("error");
-          stateEl.title = result.error || "";
-        } else {
-          stateEl.textContent = "uploaded";
-          setTimeout(() => row.remove(), 8000);  // the gallery shows it from here on
-        }
+        if (result.indexing_status === 3) fail(job, "refused", result.error);
+        else stateEl.textContent = "uploaded";
       } else {
         const error = errorFrom(xhr.status, data, xhr.getResponseHeader("retry-after"));
-        stateEl.textContent = "failed";
-        stateEl.classList.add("error");
-        stateEl.title = error.message;
+        fail(job, "failed", error.message);
         handle(error);
       }
       resolve();
     };
     xhr.onerror = () => {
-      stateEl.textContent = "network error";
-      stateEl.classList.add("error");
+      job.loaded = file.size || 1;
+      fail(job, "network error");
       resolve();
     };
     xhr.send(form);
@@ -388,10 +454,15 @@ function init() {
     const q = $("search-input").value.trim();
     if (q) search(q); else showAll();
   });
-  $("threshold").addEventListener("input", () => {
+  const showThreshold = () => {
     const v = Number($("threshold").value);
     $("threshold-value").textContent = v > 0 ? v.toFixed(2) : "off";
-  });
+    $("threshold-hint").textContent = thresholdHint(v);
+  };
+  $("threshold").addEventListener("input", showThreshold);
+  showThreshold();
+  $("upload-toggle").addEventListener("click", () => showUploadDetails($("uploads").hidden));
+  $("upload-dismiss").addEventListener("click", clearUploads);
   $("show-all").addEventListener("click", () => {
     $("search-input").value = "";
     showAll();
