@@ -152,6 +152,8 @@ class _Bar:
                 disable=None,  # no bar when stderr is not a terminal
             )
         else:
+            if total != self._bar.total:  # weight files the graphs name, found on the way
+                self._bar.total = total
             self._bar.update(done - self._bar.n)
 
     def close(self) -> None:

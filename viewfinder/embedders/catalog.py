@@ -130,6 +130,41 @@ CATALOG: tuple[KnownModel, ...] = (
         "multilingual (~100 languages)",
         "XLM-RoBERTa text, B/32 image tower: fast multilingual",
     ),
+    # M-CLIP: a multilingual text tower distilled onto an OpenAI/LAION CLIP image tower. The
+    # text graphs take input_ids + attention_mask and, being over 2 GB, keep their weights
+    # in one file per tensor beside textual/model.onnx (`models pull` fetches them all).
+    KnownModel(
+        "XLM-Roberta-Large-Vit-B-32",
+        f"{IMMICH}/XLM-Roberta-Large-Vit-B-32",
+        512,
+        2600,
+        "multilingual (~100 languages)",
+        "M-CLIP: XLM-RoBERTa-Large text, OpenAI B/32 image tower; a large text model",
+    ),
+    KnownModel(
+        "XLM-Roberta-Large-Vit-B-16Plus",
+        f"{IMMICH}/XLM-Roberta-Large-Vit-B-16Plus",
+        640,
+        2900,
+        "multilingual (~100 languages)",
+        "M-CLIP: XLM-RoBERTa-Large text, LAION B/16+ image tower",
+    ),
+    KnownModel(
+        "XLM-Roberta-Large-Vit-L-14",
+        f"{IMMICH}/XLM-Roberta-Large-Vit-L-14",
+        768,
+        3500,
+        "multilingual (~100 languages)",
+        "M-CLIP: XLM-RoBERTa-Large text, OpenAI L/14 image tower; slow on CPU",
+    ),
+    KnownModel(
+        "LABSE-Vit-L-14",
+        f"{IMMICH}/LABSE-Vit-L-14",
+        768,
+        3100,
+        "multilingual (~100 languages)",
+        "M-CLIP: LaBSE text, OpenAI L/14 image tower; slow on CPU",
+    ),
 )
 
 

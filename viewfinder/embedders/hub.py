@@ -8,7 +8,9 @@ interrupt:
 2. download each file the immich layout needs to `<file>.part`, continuing whatever an earlier
    attempt left there (HTTP Range);
 3. check the checksum, then rename the file into place; a mismatch deletes it and fails;
-4. write `.viewfinder-complete.json` (every file's SHA-256) last.
+4. read the two graphs (not their weights) for the external-data files they name, as graphs
+   over 2 GB keep their weights beside `model.onnx`, and fetch those the same way;
+5. write `.viewfinder-complete.json` (every file's SHA-256) last.
 
 Pulling a model that is already complete re-hashes it against that marker; damaged files are
 cleared and fetched once more. `huggingface_hub` supplies the file list, URLs, token and
@@ -17,7 +19,6 @@ endpoint; the bytes move over `httpx` so that resuming works the same with every
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -38,43 +39,14 @@ from .catalog import (
     file_sha256,
     pull_target,
 )
-from .onnx_clip import REQUIRED_FILES
+from .hub_files import GRAPHS, RemoteFile, remote_files
+from .onnx_graph import external_data_files
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (bytes on disk so far, bytes in all)
 
-CHUNK = 1 << 20
 TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One file of a hub repository, with what the hub says its checksum is."""
-
-    path: str
-    size: int
-    sha256: str | None = None  # LFS files
-    git_oid: str | None = None  # git blob sha1, for files kept in git itself
-
-    def check(self, path: Path) -> tuple[bool, str]:
-        """(whether `path` has this file's checksum, its SHA-256)."""
-        sha256 = hashlib.sha256()
-        git = hashlib.sha1(b"blob %d\0" % path.stat().st_size) if not self.sha256 else None
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                sha256.update(chunk)
-                if git is not None:
-                    git.update(chunk)
-        digest = sha256.hexdigest()
-        if self.sha256:
-            return digest == self.sha256.lower(), digest
-        assert git is not None
-        return git.hexdigest() == (self.git_oid or "").lower(), digest
-
-    @property
-    def expected(self) -> str:
-        return f"sha256 {self.sha256}" if self.sha256 else f"git blob {self.git_oid}"
 
 
 @dataclass(frozen=True)
@@ -89,20 +61,6 @@ class PullResult:
     downloaded: int  # bytes fetched by this pull
     already_present: bool = False
     repaired: list[str] = field(default_factory=list)  # damaged files fetched once more
-
-
-def wanted(path: str) -> bool:
-    """Whether a repository file belongs to the immich layout Viewfinder loads.
-
-    Leaves out README, .gitattributes and other runtimes' exports (ArmNN, RKNN) in subfolders.
-    """
-    parts = path.split("/")
-    if len(parts) == 1:
-        return path == "config.json"
-    if len(parts) != 2 or parts[0] not in ("visual", "textual"):
-        return False
-    name = parts[1]
-    return name.startswith("model.onnx") or name.endswith((".json", ".txt"))
 
 
 def pull_model(
@@ -135,7 +93,8 @@ def pull_model(
         _clear(target.path)
     elif manifest is not None:
         repaired = _check_local(target.path, manifest, known)
-        if not repaired and manifest.repo_id == target.repo_id and revision in (None, "main"):
+        complete = not repaired and not _unrecorded_weights(target.path, manifest)
+        if complete and manifest.repo_id == target.repo_id and revision in (None, "main"):
             logger.info("%s is already complete in %s", target.name, target.path)
             return PullResult(
                 target.name,
@@ -147,14 +106,52 @@ def pull_model(
                 already_present=True,
             )
 
-    commit, files = remote_files(target.repo_id, revision, endpoint=endpoint, token=token)
+    listing = remote_files(target.repo_id, revision, endpoint=endpoint, token=token)
     target.path.mkdir(parents=True, exist_ok=True)  # only now: a typo leaves no directory
     (target.path / MARKER).unlink(missing_ok=True)
-    meter = _Meter(sum(f.size for f in files), progress)
+    layout = listing.layout()
+    meter = _Meter(sum(f.size for f in layout), progress)
     digests: dict[str, FileDigest] = {}
+    with httpx.Client(
+        headers=_hub_headers(token), follow_redirects=True, timeout=httpx.Timeout(timeout_s)
+    ) as client:
+        fetcher = _Fetcher(client, target, listing.commit, endpoint, meter, retries, retry_delay_s)
+        downloaded = _bring(layout, fetcher, known, digests)
+        # the graphs are on disk now: fetch the weight files they name
+        weights = [f for f in listing.weights(target.path) if f.path not in digests]
+        meter.grow(sum(f.size for f in weights))
+        downloaded += _bring(weights, fetcher, known, digests)
+    meter.close()
+
+    result = Manifest(target.name, target.repo_id, listing.commit, dict(sorted(digests.items())))
+    result.save(target.path)
+    logger.info(
+        "pulled %s (%s, %d bytes) into %s", target.name, listing.commit, result.size, target.path
+    )
+    return PullResult(
+        target.name,
+        target.path,
+        target.repo_id,
+        listing.commit,
+        result.size,
+        downloaded,
+        repaired=repaired,
+    )
+
+
+def _bring(
+    files: list[RemoteFile],
+    fetcher: _Fetcher,
+    known: dict[str, str],
+    digests: dict[str, FileDigest],
+) -> int:
+    """Keep the files already on disk with the right checksum, download the others; bytes
+    fetched. Records every file's digest in `digests`."""
+    model_dir, meter = fetcher.target.path, fetcher.meter
     todo: list[RemoteFile] = []
+    needed = 0
     for remote in files:
-        dest = target.path / remote.path
+        dest = model_dir / remote.path
         if dest.is_file():
             ok, sha256 = _check_cached(dest, remote, known)
             if ok:
@@ -164,101 +161,28 @@ def pull_model(
             logger.info("%s differs from the hub's copy; fetching it again", dest)
             dest.unlink()
         part = _part(dest)
-        if part.is_file():
-            meter.add(min(part.stat().st_size, remote.size))
+        kept = min(part.stat().st_size, remote.size) if part.is_file() else 0
+        if kept:
+            meter.add(kept)
+        needed += remote.size - kept
         todo.append(remote)
-    _check_space(target.path, meter.total - meter.done)
-
-    headers = _hub_headers(token)
+    _check_space(model_dir, needed)
     downloaded = 0
-    with httpx.Client(
-        headers=headers, follow_redirects=True, timeout=httpx.Timeout(timeout_s)
-    ) as client:
-        fetcher = _Fetcher(client, target, commit, endpoint, meter, retries, retry_delay_s)
-        for remote in todo:
-            digests[remote.path], fetched = fetcher.fetch(remote)
-            downloaded += fetched
-    meter.close()
-
-    result = Manifest(target.name, target.repo_id, commit, dict(sorted(digests.items())))
-    result.save(target.path)
-    logger.info("pulled %s (%s, %d bytes) into %s", target.name, commit, result.size, target.path)
-    return PullResult(
-        target.name,
-        target.path,
-        target.repo_id,
-        commit,
-        result.size,
-        downloaded,
-        repaired=repaired,
-    )
+    for remote in todo:
+        digests[remote.path], fetched = fetcher.fetch(remote)
+        downloaded += fetched
+    return downloaded
 
 
-def remote_files(
-    repo_id: str,
-    revision: str | None = None,
-    *,
-    endpoint: str | None = None,
-    token: str | None = None,
-) -> tuple[str, list[RemoteFile]]:
-    """(commit, the files of the immich layout) of a hub repository, with their checksums."""
-    try:
-        from huggingface_hub import HfApi, constants
-        from huggingface_hub.utils import (
-            GatedRepoError,
-            HfHubHTTPError,
-            OfflineModeIsEnabled,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-    except ImportError as exc:
-        raise ConfigurationError(
-            "pulling models needs huggingface_hub: `pip install huggingface_hub`"
-        ) from exc
-    where = endpoint or constants.ENDPOINT
-    api = HfApi(endpoint=endpoint, token=token, library_name="viewfinder")
-    try:
-        info = api.model_info(repo_id, revision=revision, files_metadata=True)
-    except OfflineModeIsEnabled as exc:
-        raise ConfigurationError("HF_HUB_OFFLINE is set; unset it to pull models") from exc
-    except GatedRepoError as exc:
-        raise ConfigurationError(
-            f"{repo_id} is gated: accept its terms on {where}, then `hf auth login` or set HF_TOKEN"
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise ConfigurationError(
-            f"there is no model repository {repo_id} on {where} (a private one needs HF_TOKEN)"
-        ) from exc
-    except RevisionNotFoundError as exc:
-        raise ConfigurationError(f"{repo_id} has no revision {revision!r} on {where}") from exc
-    except HfHubHTTPError as exc:
-        raise ConfigurationError(f"the hub at {where} refused {repo_id}: {exc}") from exc
-    except Exception as exc:  # connection errors are requests' or httpx's, by hub version
-        raise ConfigurationError(
-            f"cannot reach the hub at {where} ({type(exc).__name__}: {exc}); check the network, "
-            "or point HF_ENDPOINT (VIEWFINDER_HF_ENDPOINT) at a mirror"
-        ) from exc
-
-    files = []
-    for sibling in info.siblings or []:
-        if not wanted(sibling.rfilename):
-            continue
-        lfs = sibling.lfs
-        sha256 = lfs.sha256 if lfs is not None else None
-        size = lfs.size if lfs is not None else sibling.size
-        if size is None or not (sha256 or sibling.blob_id):
-            raise ConfigurationError(
-                f"the hub at {where} gave no size or checksum for {repo_id}/{sibling.rfilename}, "
-                "so it cannot be verified"
-            )
-        files.append(RemoteFile(sibling.rfilename, int(size), sha256, sibling.blob_id))
-    have = {f.path for f in files}
-    missing = [name for name in REQUIRED_FILES if name not in have]
-    if missing:
-        raise ConfigurationError(
-            f"{repo_id} is not a model in the immich ONNX layout: it lacks {', '.join(missing)}"
-        )
-    return str(info.sha or revision or "main"), files
+def _unrecorded_weights(model_dir: Path, manifest: Manifest) -> list[str]:
+    """Weight files the graphs name that the marker does not list (a pull by an older
+    Viewfinder kept only the graphs)."""
+    named = []
+    for graph in GRAPHS:
+        if (model_dir / graph).is_file():
+            folder = graph.rsplit("/", 1)[0]
+            named += [f"{folder}/{name}" for name in external_data_files(model_dir / graph)]
+    return [name for name in named if name not in manifest.files]
 
 
 class _Meter:
@@ -266,6 +190,10 @@ class _Meter:
 
     def __init__(self, total: int, progress: Progress | None) -> None:
         self.total, self.done, self._progress = total, 0, progress
+
+    def grow(self, n: int) -> None:
+        """Count `n` more bytes in the total (files found to be needed on the way)."""
+        self.total += n
 
     def add(self, n: int) -> None:
         self.done += n

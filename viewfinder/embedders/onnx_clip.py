@@ -31,8 +31,8 @@ from PIL import Image
 
 from ..errors import ConfigurationError
 from .base import l2_normalize, logistic
-from .onnx_graph import Tower
-from .runtime import SessionFactory, create_session
+from .onnx_graph import Tower, external_data_files
+from .runtime import InferenceSession, SessionFactory, create_session
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +315,28 @@ class TextTokenizer:
         return " ".join(text.split())
 
 
+def _session(factory: SessionFactory, path: Path) -> InferenceSession:
+    """Open one graph; when it fails for want of its external weight files, name them."""
+    try:
+        return factory(path)
+    except ConfigurationError as exc:
+        try:
+            missing = [
+                name for name in external_data_files(path) if not (path.parent / name).is_file()
+            ]
+        except ConfigurationError:
+            raise exc from None
+        if not missing:
+            raise
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise ConfigurationError(
+            f"{path} keeps its weights in files beside it, and {shown} "
+            f"{'is' if len(missing) == 1 else 'are'} missing; {FIX}"
+        ) from exc
+
+
 def _first_id(tokenizer: Any, names: Sequence[str]) -> int | None:
     for name in names:
         token_id = tokenizer.token_to_id(name)
@@ -354,10 +376,10 @@ class OnnxClipEmbedder:
             hint=f"the model directory {model.path} looks corrupt; {FIX}",
         )
         self._visual = Tower.open(
-            factory(model.visual_model), model.visual_model, text=False, fix=FIX
+            _session(factory, model.visual_model), model.visual_model, text=False, fix=FIX
         )
         self._textual = Tower.open(
-            factory(model.textual_model), model.textual_model, text=True, fix=FIX
+            _session(factory, model.textual_model), model.textual_model, text=True, fix=FIX
         )
         self._dim = self._check_dim()
         self._preprocess = Preprocess.from_config(

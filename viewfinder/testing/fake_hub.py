@@ -24,6 +24,7 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".onnx", ".onnx_data", ".bin", ".safetensors")
+LFS_MIN_SIZE = 10 * 2**20  # the hub keeps bigger files in LFS whatever their name
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,24 @@ class FakeHub:
         *,
         commit: str | None = None,
         extra: dict[str, bytes] | None = None,
+        lfs_min_size: int = LFS_MIN_SIZE,
     ) -> HubRepo:
-        """Serve every file under `directory` (plus `extra` paths) as repository `repo_id`."""
+        """Serve every file under `directory` (plus `extra` paths) as repository `repo_id`.
+
+        Files named like binaries, and any of `lfs_min_size` bytes or more (an exporter's
+        per-tensor weight files have no suffix), are stored in LFS.
+        """
+
+        def stored(path: str, data: bytes) -> HubFile:
+            return HubFile(data, path.endswith(LFS_SUFFIXES) or len(data) >= lfs_min_size)
+
         files = {
-            p.relative_to(directory).as_posix(): HubFile(p.read_bytes(), p.suffix in LFS_SUFFIXES)
+            p.relative_to(directory).as_posix(): stored(p.name, p.read_bytes())
             for p in sorted(Path(directory).rglob("*"))
             if p.is_file()
         }
         for path, data in (extra or {}).items():
-            files[path] = HubFile(data, path.endswith(LFS_SUFFIXES))
+            files[path] = stored(path, data)
         commit = commit or hashlib.sha1(repo_id.encode()).hexdigest()
         self.repos[repo_id] = HubRepo(repo_id, commit, files)
         return self.repos[repo_id]

@@ -143,3 +143,13 @@ def test_pulled_models_switch_with_reindexing(tiny: Path, tmp_path: Path) -> Non
     service.close()
     after = CliRunner().invoke(cli, ["status"], env={"VIEWFINDER_DATA_DIR": str(data)})
     assert "switch" not in after.output and "indexed  3" in after.output
+
+
+def test_the_pull_bar_grows_with_weight_files_found_on_the_way() -> None:
+    from viewfinder.cli.models import _Bar
+
+    bar = _Bar("m")
+    bar(0, 100)
+    bar(100, 150)  # the graphs named 50 more bytes of weights
+    assert bar._bar is not None and bar._bar.total == 150
+    bar.close()

@@ -12,7 +12,8 @@ from PIL import Image
 from viewfinder.config import Settings
 from viewfinder.embedders.catalog import MARKER, Manifest, model_status, resolve_model
 from viewfinder.embedders.factory import load_embedder
-from viewfinder.embedders.hub import pull_model, wanted
+from viewfinder.embedders.hub import pull_model
+from viewfinder.embedders.hub_files import wanted
 from viewfinder.embedders.onnx_clip import OnnxClipEmbedder
 from viewfinder.errors import ConfigurationError
 from viewfinder.testing import build_tiny_clip
@@ -239,3 +240,113 @@ def test_a_pulled_model_is_selected_by_name_with_runtime_settings(hub: FakeHub, 
 )
 def test_wanted_files(path: str, expected: bool) -> None:
     assert wanted(path) is expected
+
+
+# --- weights kept beside the graph (models over 2 GB) ---------------------------------------
+
+BIG = "someone/Tiny-Big"
+STALE = "textual/1dc79532-4888-11ef-aebd-00155d655292"  # a leftover no graph names
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    external = {"visual": "single", "textual": "per_tensor"}
+    return build_tiny_clip(tmp_path_factory.mktemp("src") / "Big", external_data=external)  # type: ignore[arg-type]
+
+
+def weight_files(model: Path) -> set[str]:
+    return {
+        p.relative_to(model).as_posix()
+        for p in model.rglob("*")
+        if p.is_file()
+        and p.parent.name in ("visual", "textual")
+        and not wanted(p.relative_to(model).as_posix())
+    }
+
+
+def test_weights_the_graphs_name_are_pulled_and_verified(
+    hub: FakeHub, data: Path, big: Path
+) -> None:
+    # per-tensor files have no suffix: the big one goes to LFS (sha256), the other stays in git
+    repo = hub.add_repo(BIG, big, extra={STALE: b"\0" * 64}, lfs_min_size=5000)
+    weights = weight_files(big)
+    assert weights == {"textual/token_embedding", "textual/text_proj"}
+    assert {repo.files[w].lfs for w in weights} == {True, False}
+    reports: list[tuple[int, int]] = []
+    result = pull(hub, data, name=BIG, progress=lambda done, total: reports.append((done, total)))
+
+    fetched = {hit.file for hit in hub.downloads()}
+    assert fetched == {p.relative_to(big).as_posix() for p in big.rglob("*") if p.is_file()}
+    assert weights | {"visual/model.onnx_data"} <= fetched and STALE not in fetched
+    manifest = Manifest.load(result.path)
+    assert manifest is not None and set(manifest.files) == fetched
+    assert reports[-1] == (result.size, result.size) == (manifest.size, manifest.size)
+    pulled, source = OnnxClipEmbedder(resolve_model(BIG, data)), OnnxClipEmbedder(big)
+    image = [Image.new("RGB", (40, 30), (30, 200, 30))]
+    np.testing.assert_array_equal(pulled.embed_images(image), source.embed_images(image))
+    np.testing.assert_array_equal(pulled.embed_texts(["green"]), source.embed_texts(["green"]))
+
+    weight = result.path / "textual" / "token_embedding"
+    weight.write_bytes(weight.read_bytes()[:-1] + b"\1")  # same size: only a hash sees it
+    first = len(hub.downloads())
+    again = pull(hub, data, name=BIG)
+    assert again.repaired == ["textual/token_embedding"]
+    assert [hit.file for hit in hub.downloads()[first:]] == ["textual/token_embedding"]
+
+
+def test_a_weight_file_that_fails_its_checksum_is_deleted(
+    hub: FakeHub, data: Path, big: Path
+) -> None:
+    hub.add_repo(BIG, big)
+    hub.corrupt.add("textual/text_proj")
+    with pytest.raises(ConfigurationError, match="textual/text_proj .*failed its checksum"):
+        pull(hub, data, name=BIG)
+    model_dir = data / "models" / "Tiny-Big"
+    assert not (model_dir / "textual" / "text_proj").exists() and not (model_dir / MARKER).exists()
+    with pytest.raises(ConfigurationError, match="incomplete"):
+        resolve_model(BIG, data)
+    hub.corrupt.clear()
+    hub.drop("textual/text_proj", at=500)  # and an interrupted weight resumes
+    result = pull(hub, data, name=BIG, retries=1)
+    assert [h.range for h in hub.downloads("textual/text_proj")] == [None, None, "bytes=500-"]
+    assert resolve_model(BIG, data) == result.path
+
+
+def test_a_repository_without_a_named_weight_file_is_incomplete(
+    hub: FakeHub, data: Path, big: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(big, tmp_path / "broken"))
+    (broken / "textual" / "token_embedding").unlink()
+    hub.add_repo(BIG, broken)
+    with pytest.raises(
+        ConfigurationError, match="keeps weights in textual/token_embedding, which the repository"
+    ):
+        pull(hub, data, name=BIG)
+    assert not (data / "models" / "Tiny-Big" / MARKER).exists()
+
+
+def test_a_model_pulled_without_its_weights_is_completed(
+    hub: FakeHub, data: Path, big: Path
+) -> None:
+    """What an older Viewfinder left: a marker listing the graphs, not the weights."""
+    hub.add_repo(BIG, big)
+    model_dir = pull(hub, data, name=BIG).path
+    manifest = Manifest.load(model_dir)
+    assert manifest is not None
+    for name in weight_files(big) | {"visual/model.onnx_data"}:
+        (model_dir / name).unlink()
+        del manifest.files[name]
+    manifest.save(model_dir)
+    with pytest.raises(
+        ConfigurationError, match="keeps its weights in files beside it, and .* missing"
+    ):
+        OnnxClipEmbedder(model_dir)
+    first = len(hub.downloads())
+    result = pull(hub, data, name=BIG)
+    assert not result.already_present
+    assert {h.file for h in hub.downloads()[first:]} == weight_files(big) | {
+        "visual/model.onnx_data"
+    }
+    assert OnnxClipEmbedder(resolve_model(BIG, data)).dim == 16
