@@ -88,6 +88,7 @@ class LocalClient:
             size_bytes=r.size_bytes,
             error=r.error,
             sha256=r.sha256,
+            file_name=r.file_name,
         )
 
     def upload(
@@ -154,6 +155,7 @@ class LocalClient:
                 score=round(h.score, 6),
                 upload_timestamp=h.record.upload_timestamp,
                 image_metadata=h.record.metadata,
+                file_name=h.record.file_name,
             )
             for h in hits
         ]

@@ -28,7 +28,7 @@ def _images_table(rows: list[Image]) -> str:
     lines = [f"{'image_id':<36}  {'status':<7}  {'size':>9}  {'uploaded':<19}  name"]
     for im in rows:
         size = f"{im.width}x{im.height}" if im.width and im.height else "-"
-        name = label(im.metadata) + (f" ({im.error})" if im.error else "")
+        name = (im.file_name or label(im.metadata)) + (f" ({im.error})" if im.error else "")
         name = clip(name, 70)
         lines.append(
             f"{im.image_id:<36}  {im.status:<7}  {size:>9}  {when(im.upload_timestamp)}  {name}"
@@ -85,6 +85,7 @@ def images_get(
         return
     rows = [
         ("image_id", im.image_id),
+        ("file_name", im.file_name or ""),
         ("status", f"{im.status} ({im.indexing_status})"),
         ("uploaded", when(im.upload_timestamp)),
         ("size", f"{im.width}x{im.height}, {im.size_bytes} bytes, {im.content_type}"),

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def _search_table(results: list[SearchResult]) -> str:
     lines = [f"{'score':>6}  {'image_id':<36}  name"]
     for hit in results:
-        lines.append(f"{hit.score:6.3f}  {hit.image_id:<36}  {clip(label(hit.image_metadata), 60)}")
+        name = clip(hit.file_name or label(hit.image_metadata), 60)
+        lines.append(f"{hit.score:6.3f}  {hit.image_id:<36}  {name}")
     return "\n".join(lines)
 
 

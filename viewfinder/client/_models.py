@@ -25,6 +25,7 @@ class Image:
     size_bytes: int = 0
     error: str | None = None
     sha256: str | None = None
+    file_name: str | None = None  # the name it was uploaded with (extension)
 
     @property
     def indexed(self) -> bool:
@@ -58,6 +59,7 @@ class SearchResult:
     score: float
     upload_timestamp: float
     image_metadata: dict[str, Any] = field(default_factory=dict)
+    file_name: str | None = None
 
 
 @dataclass(frozen=True)
