@@ -24,7 +24,8 @@ def legacy_file(path: Path, n: int, dim: int = 8) -> tuple[list[str], list[str],
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     conn.execute(
-        "CREATE TABLE vectors (image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, vector BLOB NOT NULL)"
+        "CREATE TABLE vectors "
+        "(image_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, vector BLOB NOT NULL)"
     )
     conn.executemany(
         "INSERT INTO meta VALUES (?, ?)", [("model_id", "m"), ("dim", str(dim)), ("spec", "s1")]
@@ -54,7 +55,9 @@ def test_migrates_on_first_open_with_progress(
     assert is_vector_dir(path)
     assert not list(tmp_path.glob("vectors.db?*"))  # the old file and its WAL are gone
     assert index.count() == 250 and index.count("t1") == 83
-    seen = {i: (t, v) for b, ts, vs in index.iter_vectors(64) for i, t, v in zip(b, ts, vs)}
+    seen = {
+        i: (t, v) for b, ts, vs in index.iter_vectors(64) for i, t, v in zip(b, ts, vs, strict=True)
+    }
     assert set(seen) == set(ids)
     for k in (0, 77, 249):
         assert seen[ids[k]][0] == tenants[k]
