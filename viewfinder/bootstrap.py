@@ -8,6 +8,7 @@ from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
 from .domain.ingest import IngestLimits
+from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
 from .embedders.base import Embedder
@@ -82,6 +83,15 @@ def _model_spec(model: str) -> str:
     """The model setting in a form that loads again from any directory."""
     path = Path(model).expanduser()
     return str(path.resolve()) if path.is_dir() else model
+
+
+def blob_sweeper(settings: Settings, service: ImageService) -> BlobSweeper:
+    """The sweeper of unneeded image bytes over the service's stores, from settings."""
+    return BlobSweeper(
+        service.metadata,
+        service.blobs,
+        SweepOptions(grace_s=settings.blob_grace_s, interval_s=settings.blob_sweep_interval_s),
+    )
 
 
 def worker_options(settings: Settings) -> WorkerOptions:

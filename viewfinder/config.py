@@ -104,6 +104,18 @@ class Settings(BaseSettings):
         300.0, description="How long a worker holds claimed images before others may take them."
     )
     poll_interval_s: float = Field(0.5, description="How often an idle worker checks the queue.")
+    blob_grace_s: float = Field(
+        3600.0,
+        ge=0,
+        description="How long image bytes that no image needs any more (all its images deleted, "
+        "or stored by an upload that died before committing) are kept before they are removed.",
+    )
+    blob_sweep_interval_s: float = Field(
+        300.0,
+        gt=0,
+        description="How often `serve` and `worker` processes remove image bytes unneeded for "
+        "`VIEWFINDER_BLOB_GRACE_S`.",
+    )
     max_request_bytes: int = Field(
         200 * 1024 * 1024, description="Largest accepted request body, in bytes."
     )

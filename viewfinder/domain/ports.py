@@ -6,13 +6,29 @@ They belong to the domain: concrete backends live in `viewfinder.stores`, and on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from ..errors import Unavailable
 from .records import ApiKey, ImageRecord, IndexingStatus, Job
+
+
+class BlobHoldLost(Unavailable):
+    """An upload outlasted the sweep grace period: the sweeper took its hold, maybe its bytes.
+
+    Raised by `MetadataStore.insert_images(..., held=True)`, which then inserted nothing; the
+    service stores those images again. Escaping that, it is a 503 ("retry shortly").
+    """
+
+    def __init__(self, image_ids: Iterable[str]) -> None:
+        self.image_ids = frozenset(image_ids)
+        super().__init__(
+            f"the bytes of {len(self.image_ids)} uploaded images were swept before their rows "
+            "were committed; retry shortly"
+        )
 
 
 @dataclass(frozen=True)
@@ -54,8 +70,13 @@ class MetadataStore(Protocol):
     def revoke_key(self, key_id: str) -> bool: ...
 
     # images
-    def insert_images(self, records: Sequence[ImageRecord]) -> None:
-        """Insert records atomically; those with status QUEUED are enqueued in the same commit."""
+    def insert_images(self, records: Sequence[ImageRecord], *, held: bool = False) -> None:
+        """Insert records atomically; those with status QUEUED are enqueued in the same commit.
+
+        `held`: every record with bytes was held by its image id (`hold_blob`) before the bytes
+        were stored; the holds are released in the same commit. When the sweeper took one of
+        them meanwhile, nothing is inserted and `BlobHoldLost` names those records.
+        """
 
     def get_image(self, tenant: str, image_id: str) -> ImageRecord | None: ...
     def find_image(self, image_id: str) -> ImageRecord | None:
@@ -63,8 +84,17 @@ class MetadataStore(Protocol):
 
     def get_images(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]: ...
     def list_images(self, tenant: str, limit: int, offset: int) -> list[ImageRecord]: ...
-    def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
-        """Delete one image (and its queue entry); return what was deleted."""
+    def delete_image(
+        self, tenant: str, image_id: str, now: float | None = None
+    ) -> ImageRecord | None:
+        """Delete one image (and its queue entry); return what was deleted.
+
+        Its bytes are never removed here: the same commit marks them for the sweeper as
+        possibly unreferenced since `now` (default: the current time).
+        """
+
+    def existing_image_ids(self, image_ids: Sequence[str]) -> set[str]:
+        """Those of `image_ids` whose image row exists, whatever the tenant, in one read."""
 
     def sha_in_use(self, sha256: str) -> bool: ...
     def count_images(
@@ -87,6 +117,25 @@ class MetadataStore(Protocol):
 
     def requeue(self, image_ids: Iterable[str], now: float) -> int:
         """Put images back on the queue (status QUEUED)."""
+
+    # blob references: "bytes are needed" and "bytes may go" decided under one transaction
+    def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
+        """Record that an upload of `image_id` is about to store bytes `sha256`, before it does.
+
+        The hold protects the bytes from the sweeper until the image row is committed
+        (`insert_images(..., held=True)` releases it) or, for an upload that died, until the
+        grace period has passed. It also takes back a sweep mark the bytes may carry.
+        """
+
+    def blob_sweep_candidates(self, cutoff: float, limit: int) -> list[str]:
+        """Hashes marked for sweeping (deleted images) or held (uploads) since before `cutoff`."""
+
+    def sweep_blob(self, sha256: str, cutoff: float, remove: Callable[[str], None]) -> bool:
+        """In one transaction: unless an image refers to `sha256` or it was held or marked
+        after `cutoff`, call `remove(sha256)` and drop its marks; return whether it was removed.
+
+        Marks from before `cutoff` go either way. A failing `remove` rolls everything back.
+        """
 
     # copying between stores (`viewfinder migrate`)
     def export_keys(self) -> list[KeyRow]: ...
@@ -112,6 +161,10 @@ class BlobStore(Protocol):
     def get(self, sha256: str) -> bytes: ...
     def exists(self, sha256: str) -> bool: ...
     def delete(self, sha256: str) -> None: ...
+    def sweep_partial(self, before: float) -> int:
+        """Remove what interrupted writes begun before `before` (epoch seconds) left behind;
+        return how many."""
+
     def close(self) -> None: ...
 
 

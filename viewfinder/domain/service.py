@@ -19,11 +19,15 @@ from ..errors import FetchError, NotFound, ValidationError, ViewfinderError
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
-from .ports import BlobStore, MetadataStore, VectorIndex
+from .ports import BlobHoldLost, BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
 
 log = logging.getLogger(__name__)
+
+# An upload whose holds were swept (it took longer than the grace period) stores again; twice
+# more at most, then it answers 503.
+_COMMIT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,14 @@ class ImageService:
         seen = [(index, index.ids()) for index in self.spaces.indexes()]
         indexed = self.metadata.image_ids_with_status(IndexingStatus.INDEXED)
         queued = self.metadata.image_ids_with_status(IndexingStatus.QUEUED)
+        suspects = set().union(*(ids - indexed - queued for _, ids in seen))
+        # A worker may have marked an image indexed between the two reads above, so being in
+        # neither proves nothing: a vector is an orphan only if its image row is gone, and
+        # that is asked of the rows in one read, after the vectors were read.
+        if suspects:
+            suspects -= self.metadata.existing_image_ids(sorted(suspects))
         for index, ids in seen:
-            orphans = ids - indexed - queued
+            orphans = ids & suspects
             if orphans:
                 log.info("dropping %d vectors of deleted images", len(orphans))
                 index.delete(sorted(orphans))
@@ -156,7 +166,22 @@ class ImageService:
             self._ingest(tenant, item, outcome)
             for item, outcome in zip(items, fetched, strict=True)
         ]
-        self.metadata.insert_images(records)
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                self.metadata.insert_images(records, held=True)
+                break
+            except BlobHoldLost as lost:
+                # Slower than the sweep grace period: the sweeper took the holds and maybe the
+                # bytes. Hold and store those items again, under the same ids.
+                if attempt + 1 == _COMMIT_ATTEMPTS:
+                    raise
+                log.warning("%d uploads outlasted their holds; storing again", len(lost.image_ids))
+                records = [
+                    self._ingest(tenant, item, outcome, r.image_id)
+                    if r.image_id in lost.image_ids
+                    else r
+                    for r, item, outcome in zip(records, items, fetched, strict=True)
+                ]
         if any(r.status == IndexingStatus.QUEUED for r in records):
             self.queue_changed.set()
         return records
@@ -174,10 +199,16 @@ class ImageService:
         outcomes = await self.fetches.fetch_all_async([url for _, url in wanted])
         return _aligned(len(items), wanted, outcomes)
 
-    def _ingest(self, tenant: str, item: UploadItem, fetched: FetchOutcome | None) -> ImageRecord:
+    def _ingest(
+        self,
+        tenant: str,
+        item: UploadItem,
+        fetched: FetchOutcome | None,
+        image_id: str | None = None,
+    ) -> ImageRecord:
         now = self._clock()
         base = ImageRecord(
-            image_id=str(uuid.uuid4()),
+            image_id=image_id or str(uuid.uuid4()),
             tenant=tenant,
             status=IndexingStatus.FAILED,
             upload_timestamp=now,
@@ -198,6 +229,9 @@ class ImageService:
                     raise fetched
                 data = fetched.data
             info = inspect_image(data, self.limits)
+            # Hold first: from then until the row commits, no sweep can take these bytes (the
+            # hold is committed before `put` looks whether they are stored already).
+            self.metadata.hold_blob(base.image_id, info.sha256, self._clock())
             self.blobs.put(info.sha256, data)
         except ViewfinderError as exc:
             log.info("upload item rejected: %s", exc.message)
@@ -239,15 +273,17 @@ class ImageService:
         return self.blobs.get(record.sha256)
 
     def delete(self, tenant: str, image_id: str) -> ImageRecord:
-        """Remove an image from metadata, the index and (when unshared) the blob store."""
-        record = self.metadata.delete_image(tenant, image_id)
+        """Remove an image from metadata and the index.
+
+        Its bytes stay: other images (of any tenant, or an upload in flight) may share them.
+        The blob sweeper removes them once nothing has needed them for the grace period.
+        """
+        record = self.metadata.delete_image(tenant, image_id, now=self._clock())
         if record is None:
             raise NotFound(f"image {image_id} not found", param="image_id")
         with self.spaces.lock:
             for index in self.spaces.indexes():
                 index.delete([image_id])
-        if record.sha256 and not self.metadata.sha_in_use(record.sha256):
-            self.blobs.delete(record.sha256)
         return record
 
     # search

@@ -1,4 +1,9 @@
-"""Image bytes in a local folder, content-addressed (`ab/cd/<sha256>`), written atomically."""
+"""Image bytes in a local folder, content-addressed (`ab/cd/<sha256>`), written atomically.
+
+Each object is written to a temporary file under `.partial/`, fsynced, then renamed into
+place: readers only ever see whole objects, and what a crash mid-write leaves behind sits in
+one folder that `sweep_partial` empties, without walking the objects.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ class LocalBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        self._partial = root / ".partial"
+        self._partial.mkdir(parents=True, exist_ok=True)
 
     def _path(self, sha256: str) -> Path:
         if not _SHA.match(sha256):
@@ -29,9 +35,8 @@ class LocalBlobStore:
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write to a temporary file in the same folder, fsync, then rename: readers only ever
-        # see a complete object, and a crash leaves at most a stray temporary file.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # same file system as the objects, so the rename is atomic
+        fd, tmp = tempfile.mkstemp(dir=self._partial, prefix=f"{sha256[:16]}-")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -58,6 +63,17 @@ class LocalBlobStore:
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def sweep_partial(self, before: float) -> int:
+        removed = 0
+        for entry in os.scandir(self._partial):
+            try:
+                if entry.is_file() and entry.stat().st_mtime < before:
+                    os.unlink(entry.path)
+                    removed += 1
+            except FileNotFoundError:
+                pass  # renamed into place or removed meanwhile
+        return removed
 
     def close(self) -> None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..domain.ports import JobRow, KeyRow
+from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError, Unavailable
 
@@ -64,10 +64,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
     """,
     "ALTER TABLE images ADD COLUMN file_name TEXT",
+    # Blob references, for the sweeper (domain/blob_sweeper.py): a hold is an upload's claim on
+    # bytes it stores before its row exists; an orphan mark says a delete may have left bytes
+    # unreferenced. Both carry the time they were written, for the grace period.
+    """
+    CREATE TABLE blob_holds (
+        image_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        since DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX blob_holds_by_sha ON blob_holds (sha256);
+    CREATE INDEX blob_holds_by_since ON blob_holds (since);
+    CREATE TABLE blob_orphans (
+        sha256 TEXT PRIMARY KEY,
+        since DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX blob_orphans_by_since ON blob_orphans (since);
+    """,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
 _MIGRATION_LOCK = 0x7669657766696E64  # "viewfind"
+# Transaction locks on (_BLOB_LOCK, hashtext(sha256)) order whatever makes bytes needed (a hold,
+# an image row) against the sweeper's check-and-remove of the same bytes. Two-key advisory
+# locks live apart from the one-key migration lock.
+_BLOB_LOCK = 0x76666231  # "vfb1"
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
@@ -239,10 +260,11 @@ class PostgresMetadataStore:
             return cur.rowcount > 0
 
     # images
-    def insert_images(self, records: Sequence[ImageRecord]) -> None:
+    def insert_images(self, records: Sequence[ImageRecord], *, held: bool = False) -> None:
         if not records:
             return
         with self._tx() as cur:
+            _lock_blobs(cur, [r.sha256 for r in records if r.sha256])
             cur.executemany(
                 f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS})",
                 [_values(r) for r in records],
@@ -257,6 +279,16 @@ class PostgresMetadataStore:
                     "INSERT INTO jobs (image_id, available_at, enqueued_at) VALUES (%s, %s, %s)",
                     queued,
                 )
+            if held:
+                with_bytes = [r.image_id for r in records if r.sha256]
+                cur.execute(
+                    "DELETE FROM blob_holds WHERE image_id = ANY(%s) RETURNING image_id",
+                    (with_bytes,),
+                )
+                released = {r["image_id"] for r in cur.fetchall()}
+                lost = [i for i in with_bytes if i not in released]
+                if lost:
+                    raise BlobHoldLost(lost)  # rolls the inserts back
 
     def get_image(self, tenant: str, image_id: str) -> ImageRecord | None:
         rows = self._query(
@@ -286,7 +318,9 @@ class PostgresMetadataStore:
         )
         return [_record(r) for r in rows]
 
-    def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+    def delete_image(
+        self, tenant: str, image_id: str, now: float | None = None
+    ) -> ImageRecord | None:
         with self._tx() as cur:
             cur.execute(
                 f"DELETE FROM images WHERE tenant = %s AND image_id = %s "
@@ -294,7 +328,24 @@ class PostgresMetadataStore:
                 (tenant, image_id),
             )
             row = cur.fetchone()  # its job goes with it (ON DELETE CASCADE)
-            return _record(row) if row else None
+            if row is None:
+                return None
+            if row["sha256"]:  # always marked: whether others share the bytes is the sweeper's call
+                cur.execute(
+                    "INSERT INTO blob_orphans (sha256, since) VALUES (%s, %s) "
+                    "ON CONFLICT (sha256) DO UPDATE "
+                    "SET since = GREATEST(blob_orphans.since, EXCLUDED.since)",
+                    (row["sha256"], time.time() if now is None else now),
+                )
+            return _record(row)
+
+    def existing_image_ids(self, image_ids: Sequence[str]) -> set[str]:
+        if not image_ids:
+            return set()
+        rows = self._query(
+            "SELECT image_id FROM images WHERE image_id = ANY(%s)", (list(image_ids),)
+        )
+        return {r["image_id"] for r in rows}
 
     def sha_in_use(self, sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = %s LIMIT 1", (sha256,)))
@@ -405,6 +456,49 @@ class PostgresMetadataStore:
                 )
         return len(found)
 
+    # blob references
+    def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
+        with self._tx() as cur:
+            _lock_blobs(cur, [sha256])
+            cur.execute(
+                "INSERT INTO blob_holds (image_id, sha256, since) VALUES (%s, %s, %s) "
+                "ON CONFLICT (image_id) DO UPDATE SET sha256 = EXCLUDED.sha256, "
+                "since = EXCLUDED.since",
+                (image_id, sha256, now),
+            )
+            cur.execute("DELETE FROM blob_orphans WHERE sha256 = %s", (sha256,))
+
+    def blob_sweep_candidates(self, cutoff: float, limit: int) -> list[str]:
+        rows = self._query(
+            "SELECT sha256 FROM blob_orphans WHERE since <= %(cutoff)s "
+            "UNION SELECT sha256 FROM blob_holds WHERE since <= %(cutoff)s LIMIT %(limit)s",
+            {"cutoff": cutoff, "limit": limit},
+        )
+        return [r["sha256"] for r in rows]
+
+    def sweep_blob(self, sha256: str, cutoff: float, remove: Callable[[str], None]) -> bool:
+        with self._tx() as cur:
+            # Holds and image rows of these bytes are written under the same lock, so what this
+            # one statement sees stays true until the commit: the bytes go only if unneeded.
+            _lock_blobs(cur, [sha256])
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = %(sha)s) "
+                "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = %(sha)s AND since > %(cut)s) "
+                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = %(sha)s AND since > %(cut)s) "
+                "AS needed",
+                {"sha": sha256, "cut": cutoff},
+            )
+            needed = bool(cur.fetchone()["needed"])  # type: ignore[index]
+            if not needed:
+                remove(sha256)
+            cur.execute(
+                "DELETE FROM blob_holds WHERE sha256 = %s AND since <= %s", (sha256, cutoff)
+            )
+            cur.execute(
+                "DELETE FROM blob_orphans WHERE sha256 = %s AND since <= %s", (sha256, cutoff)
+            )
+            return not needed
+
     # copying between stores
     def export_keys(self) -> list[KeyRow]:
         rows = self._query(
@@ -476,3 +570,9 @@ class PostgresMetadataStore:
                     rows,
                 )
         return len(new)
+
+
+def _lock_blobs(cur: psycopg.Cursor[dict[str, Any]], shas: Iterable[str]) -> None:
+    """Take the transaction locks of these bytes, in one order (no deadlocks)."""
+    for sha in sorted(set(shas)):
+        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_BLOB_LOCK, sha))

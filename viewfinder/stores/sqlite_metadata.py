@@ -6,12 +6,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..domain.ports import JobRow, KeyRow
+from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
 
@@ -53,6 +53,23 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_ready ON jobs (available_at, enqueued_at);
     """,
     "ALTER TABLE images ADD COLUMN file_name TEXT",
+    # Blob references, for the sweeper (domain/blob_sweeper.py): a hold is an upload's claim on
+    # bytes it stores before its row exists; an orphan mark says a delete may have left bytes
+    # unreferenced. Both carry the time they were written, for the grace period.
+    """
+    CREATE TABLE blob_holds (
+        image_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        since REAL NOT NULL
+    );
+    CREATE INDEX blob_holds_by_sha ON blob_holds (sha256);
+    CREATE INDEX blob_holds_by_since ON blob_holds (since);
+    CREATE TABLE blob_orphans (
+        sha256 TEXT PRIMARY KEY,
+        since REAL NOT NULL
+    );
+    CREATE INDEX blob_orphans_by_since ON blob_orphans (since);
+    """,
 ]
 
 _IMAGE_COLUMNS = (
@@ -189,7 +206,8 @@ class SqliteMetadataStore:
             return conn.execute("DELETE FROM api_keys WHERE key_id = ?", (key_id,)).rowcount > 0
 
     # images
-    def insert_images(self, records: Sequence[ImageRecord]) -> None:
+    def insert_images(self, records: Sequence[ImageRecord], *, held: bool = False) -> None:
+        # One writer at a time (BEGIN IMMEDIATE): the sweeper's check-and-remove can't interleave.
         with self._tx() as conn:
             for r in records:
                 conn.execute(
@@ -200,6 +218,17 @@ class SqliteMetadataStore:
                         "INSERT INTO jobs (image_id, available_at, enqueued_at) VALUES (?,?,?)",
                         (r.image_id, r.upload_timestamp, r.upload_timestamp),
                     )
+            if held:
+                lost = [
+                    r.image_id
+                    for r in records
+                    if r.sha256
+                    and not conn.execute(
+                        "DELETE FROM blob_holds WHERE image_id = ?", (r.image_id,)
+                    ).rowcount
+                ]
+                if lost:
+                    raise BlobHoldLost(lost)  # rolls the inserts back
 
     # Lookups by id write `+tenant` so that SQLite takes the primary key: with the plain column
     # its planner prefers the (tenant, upload_ts) index and walks every image of the tenant.
@@ -235,7 +264,9 @@ class SqliteMetadataStore:
         )
         return [_record(r) for r in rows]
 
-    def delete_image(self, tenant: str, image_id: str) -> ImageRecord | None:
+    def delete_image(
+        self, tenant: str, image_id: str, now: float | None = None
+    ) -> ImageRecord | None:
         with self._tx() as conn:
             row = conn.execute(
                 f"SELECT {_IMAGE_COLUMNS} FROM images WHERE +tenant = ? AND image_id = ?",
@@ -245,7 +276,23 @@ class SqliteMetadataStore:
                 return None
             conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
             conn.execute("DELETE FROM images WHERE image_id = ?", (image_id,))
+            if row["sha256"]:  # always marked: whether others share the bytes is the sweeper's call
+                conn.execute(
+                    "INSERT INTO blob_orphans (sha256, since) VALUES (?, ?) ON CONFLICT (sha256) "
+                    "DO UPDATE SET since = max(since, excluded.since)",
+                    (row["sha256"], time.time() if now is None else now),
+                )
             return _record(row)
+
+    def existing_image_ids(self, image_ids: Sequence[str]) -> set[str]:
+        ids = list(image_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT image_id FROM images WHERE image_id IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
 
     def sha_in_use(self, sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
@@ -346,6 +393,43 @@ class SqliteMetadataStore:
                     )
                     count += 1
         return count
+
+    # blob references
+    def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO blob_holds (image_id, sha256, since) VALUES (?, ?, ?) "
+                "ON CONFLICT (image_id) DO UPDATE SET sha256 = excluded.sha256, "
+                "since = excluded.since",
+                (image_id, sha256, now),
+            )
+            conn.execute("DELETE FROM blob_orphans WHERE sha256 = ?", (sha256,))
+
+    def blob_sweep_candidates(self, cutoff: float, limit: int) -> list[str]:
+        rows = self._query(
+            "SELECT sha256 FROM blob_orphans WHERE since <= ? "
+            "UNION SELECT sha256 FROM blob_holds WHERE since <= ? LIMIT ?",
+            (cutoff, cutoff, limit),
+        )
+        return [r[0] for r in rows]
+
+    def sweep_blob(self, sha256: str, cutoff: float, remove: Callable[[str], None]) -> bool:
+        # Under BEGIN IMMEDIATE no upload can hold or commit these bytes until this commits,
+        # so the bytes go only if they are still unneeded when they go.
+        with self._tx() as conn:
+            needed = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = ?) "
+                "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = ? AND since > ?) "
+                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = ? AND since > ?)",
+                (sha256, sha256, cutoff, sha256, cutoff),
+            ).fetchone()[0]
+            if not needed:
+                remove(sha256)
+            conn.execute("DELETE FROM blob_holds WHERE sha256 = ? AND since <= ?", (sha256, cutoff))
+            conn.execute(
+                "DELETE FROM blob_orphans WHERE sha256 = ? AND since <= ?", (sha256, cutoff)
+            )
+            return not needed
 
     # copying between stores
     def export_keys(self) -> list[KeyRow]:
