@@ -7,8 +7,10 @@ own `ViewfinderError`s, of which the remote client's errors are subclasses).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -19,15 +21,23 @@ from .client import (
     Metadata,
     SearchResult,
     Status,
+    Switch,
     UploadResult,
 )
 from .client._uploads import plan_upload
 from .client._waiting import indexing_timeout, still_queued
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .api.web import ThumbnailCache
     from .config import Settings
+    from .domain.in_place import InPlaceReport
     from .domain.records import ImageRecord
+
+
+# most unneeded image files one `close` looks at, so that a command exits promptly
+_SWEEP_AT_CLOSE = 1000
 
 
 class LocalClient:
@@ -42,7 +52,7 @@ class LocalClient:
     def __init__(
         self, settings: Settings, tenant: str = "default", *, background: bool = False
     ) -> None:
-        from .bootstrap import build_service, worker_options
+        from .bootstrap import blob_sweeper, build_service, worker_options
         from .indexing.worker import IndexingWorker, WorkerPool
         from .stores.factory import is_multi_process
 
@@ -57,9 +67,13 @@ class LocalClient:
             raise
         self._worker = IndexingWorker(self.service, worker_options(settings))
         self._pool: WorkerPool | None = None
+        # image bytes no image needs any more go once the grace period has passed: on a
+        # thread while in the background, and in one bounded pass at close
+        self._sweeper = blob_sweeper(settings, self.service)
         if background:
             self._pool = WorkerPool(self.service, worker_options(settings), settings.workers)
             self._pool.start()
+            self._sweeper.start()
 
     def __enter__(self) -> LocalClient:
         return self
@@ -72,12 +86,28 @@ class LocalClient:
         if self._pool is not None:
             self._pool.stop()
         self._worker.close()
+        self._sweeper.stop()
+        try:
+            self._sweeper.sweep_once(limit=_SWEEP_AT_CLOSE)
+        except errors.ViewfinderError as exc:  # the marks stay for the next run
+            logging.getLogger(__name__).warning("could not remove unneeded images: %s", exc)
         self.service.close()
+
+    def _url(self, sha256: str | None) -> str:
+        """A `file://` link to the bytes when a local file holds them (a local blob folder,
+        or the user's own file for images indexed in place), else ""."""
+        from .stores.in_place_blobs import InPlaceBlobStore
+
+        blobs = self.service.blobs
+        if sha256 is None or not isinstance(blobs, InPlaceBlobStore):
+            return ""
+        path = blobs.local_path(sha256)
+        return path.resolve().as_uri() if path is not None else ""
 
     def _image(self, r: ImageRecord) -> Image:
         return Image(
             image_id=r.image_id,
-            image_url="",
+            image_url=self._url(r.sha256),
             indexing_status=int(r.status),
             upload_timestamp=r.upload_timestamp,
             metadata=r.metadata,
@@ -113,7 +143,7 @@ class LocalClient:
             [
                 UploadResult(
                     image_id=r.image_id,
-                    image_url="",
+                    image_url=self._url(r.sha256),
                     indexing_status=int(r.status),
                     upload_timestamp=r.upload_timestamp,
                     status=r.status.label,
@@ -151,7 +181,7 @@ class LocalClient:
         return [
             SearchResult(
                 image_id=h.record.image_id,
-                image_url="",
+                image_url=self._url(h.record.sha256),
                 score=round(h.score, 6),
                 upload_timestamp=h.record.upload_timestamp,
                 image_metadata=h.record.metadata,
@@ -187,7 +217,8 @@ class LocalClient:
     def status(self) -> Status:
         """See `Client.status`."""
         s = self.service.queue_status(self.tenant)
-        return Status(s.model_id, s.stored, s.queued, s.indexed, s.failed)
+        switch = None if s.switch is None else Switch(**asdict(s.switch))
+        return Status(s.model_id, s.stored, s.queued, s.indexed, s.failed, switch)
 
     def thumbnail(self, image_id: str, size: int = 256) -> bytes:
         """See `Client.thumbnail`."""
@@ -203,6 +234,19 @@ class LocalClient:
         """The original bytes of an image (given as an object or an id)."""
         image_id = image if isinstance(image, str) else image.image_id
         return self.service.read_bytes(self.service.get(self.tenant, image_id))
+
+    def index_in_place(
+        self,
+        files: Sequence[Path],
+        roots: Sequence[Path],
+        progress: Callable[[int], None] | None = None,
+    ) -> InPlaceReport:
+        """Index `files` where they are, without copying them (see `domain.in_place`): moved,
+        changed and deleted files under `roots` are noticed; nothing is written there.
+        Queues what is new; `process_queue` (or the background threads) indexes it."""
+        from .domain.in_place import InPlaceIndexer
+
+        return InPlaceIndexer(self.service, self.tenant).sync(files, roots, progress)
 
     def process_queue(self, timeout_s: float = 3600.0) -> None:
         """Index everything queued, in this thread."""

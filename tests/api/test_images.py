@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlparse
 
 from fastapi.testclient import TestClient
 
 from tests.conftest import png_bytes
+from viewfinder.domain.blob_sweeper import BlobSweeper, SweepOptions
 from viewfinder.domain.keys import KeyRing
 from viewfinder.domain.service import ImageService
 from viewfinder.indexing.worker import IndexingWorker
@@ -59,8 +61,12 @@ def test_delete_removes_everywhere(
     hits = client.post("/v1/images/search", headers=auth, json={"query": "red"}).json()
     assert hits["results"] == []
     assert image_id not in service.vectors.ids()
-    assert not service.blobs.exists(sha)
     assert client.get(item["image_url"]).status_code == 404
+    # the bytes go once unneeded for the grace period, by the sweeper (never inline)
+    sweeper = BlobSweeper(service.metadata, service.blobs, SweepOptions(grace_s=60))
+    assert sweeper.sweep_once().removed == 0 and service.blobs.exists(sha)
+    assert sweeper.sweep_once(now=time.time() + 61).removed == 1
+    assert not service.blobs.exists(sha)
     assert client.delete(f"/v1/images/{image_id}", headers=auth).status_code == 404
 
 

@@ -46,7 +46,7 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
     instead loses nothing: its images are claimed again once their lease (VIEWFINDER_LEASE_S)
     runs out.
     """
-    from ..bootstrap import build_service, worker_options
+    from ..bootstrap import blob_sweeper, build_service, worker_options
     from ..indexing.worker import WorkerPool
     from ..stores.factory import is_multi_process
 
@@ -78,6 +78,8 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
     signal.signal(signal.SIGINT, on_signal)
     pool = WorkerPool(service, worker_options(settings), max(1, settings.workers))
     pool.start()
+    sweeper = blob_sweeper(settings, service)
+    sweeper.start()
     click.echo(
         f"Viewfinder worker: {len(pool.workers)} indexing threads, model "
         f"{service.embedder.model_id}",
@@ -87,6 +89,7 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
         while not stop.wait(0.5):
             pass
     finally:
+        sweeper.stop()
         pool.stop(timeout_s=max(30.0, settings.lease_s))
         service.close()
     click.echo("worker stopped", err=True)
