@@ -34,7 +34,7 @@ def serve(
     import uvicorn
 
     from ..api.app import create_app
-    from ..bootstrap import blob_sweeper, build_service, warm_up, worker_options
+    from ..bootstrap import blob_sweeper, build_service, worker_options
     from ..domain.keys import KeyRing
     from ..indexing.worker import WorkerPool
     from ..stores.factory import is_multi_process
@@ -47,8 +47,6 @@ def serve(
         service = build_service(settings)
         # on shared stores other processes hold leases: let them expire, never release them
         service.start(single_process=not is_multi_process(settings))
-        # before the first request; on a machine's first start this builds the model, once
-        warm_up(service.embedder)
     except ViewfinderError as exc:
         fail(exc)
     if is_multi_process(settings) and not settings.secret_key:
@@ -124,11 +122,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             sys.exit(2)
         body = r.json()
     else:
-        from dataclasses import asdict
-
         from ..domain.records import IndexingStatus
-        from ..domain.spaces import read_switch
-        from ..embedders.factory import loads_without_download
         from ..stores.factory import open_metadata, open_vectors
 
         settings = settings_from(data_dir=data_dir)
@@ -140,19 +134,17 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             shadow = open_vectors(settings.resolved_vector_url(), shadow=True, settings=settings)
         except ViewfinderError as exc:
             fail(exc)
+        model, target = active.stored_model(), shadow.stored_model()
         counts = {s.label: store.count_images(s) for s in IndexingStatus}
-        # what a server on this data directory would answer, read without loading a model
-        answering, progress = read_switch(
-            active,
-            shadow,
-            counts["indexed"],
-            lambda spec: loads_without_download(spec, settings.data_dir),
-        )
-        body = {
-            "model_id": answering or settings.model,
-            **counts,
-            "switch": None if progress is None else asdict(progress),
-        }
+        body = {"model_id": model.model_id if model else settings.model, **counts, "switch": None}
+        if target is not None and model is not None and target.model_id != model.model_id:
+            shadow.open(target.model_id, target.dim)
+            body["switch"] = {
+                "from_model": model.model_id,
+                "to_model": target.model_id,
+                "done": min(shadow.count(), counts["indexed"]),
+                "total": counts["indexed"],
+            }
         for closable in (store, active, shadow):
             closable.close()
     click.echo(f"model    {body['model_id']}")
@@ -161,12 +153,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
     sw = body.get("switch")
     if sw:
         pct = 100 * sw["done"] / sw["total"] if sw["total"] else 100
-        using = (
-            "searches use the old model until it completes"
-            if body["model_id"] == sw["from_model"]
-            else "the old model can't be loaded: searches see the images re-embedded so far"
-        )
         click.echo(
             f"switch   {sw['from_model']} -> {sw['to_model']}: {sw['done']}/{sw['total']} "
-            f"re-embedded ({pct:.0f}%); {using}"
+            f"re-embedded ({pct:.0f}%); searches use the old model until it completes"
         )
