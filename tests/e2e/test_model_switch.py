@@ -39,6 +39,7 @@ def test_switch_model_without_downtime(tmp_path: Path) -> None:
             if status["switch"] is None:
                 break
             seen_switch = True
+            assert status["model_id"] == "fake-32"  # the model answering, not the target
             assert status["switch"]["to_model"] == "fake-64"
             assert 0 <= status["switch"]["done"] <= status["switch"]["total"] == 20
             assert time.monotonic() < deadline

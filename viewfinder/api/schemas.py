@@ -96,10 +96,12 @@ class SearchResponse(BaseModel):
 
 
 class SwitchStatus(BaseModel):
-    """A model switch in progress: images re-embedded so far (all tenants)."""
+    """A model switch in progress: the caller's indexed images re-embedded so far."""
 
-    from_model: str
-    to_model: str
+    from_model: str = Field(description="The model the vectors move away from.")
+    to_model: str = Field(
+        description="The model switched to; it answers searches once `done` reaches `total`."
+    )
     done: int
     total: int
 
@@ -107,7 +109,10 @@ class SwitchStatus(BaseModel):
 class StatusResponse(BaseModel):
     """Extension: indexing progress of the caller's tenant."""
 
-    model_id: str
+    model_id: str = Field(
+        description="The model answering searches now: during a switch the old one (unless "
+        "it can't be loaded), the target being in `switch`."
+    )
     stored: int
     queued: int
     indexed: int

@@ -45,7 +45,7 @@ from ._errors import (
     ViewfinderAPIError,
     ViewfinderConnectionError,
 )
-from ._models import DeleteResult, Image, SearchResult, Status, UploadResult
+from ._models import DeleteResult, Image, SearchResult, Status, Switch, UploadResult
 from ._sync import Client
 from ._uploads import ImageInput, Metadata
 
@@ -65,6 +65,7 @@ __all__ = [
     "SearchResult",
     "ServerAPIError",
     "Status",
+    "Switch",
     "UploadResult",
     "ValidationAPIError",
     "ViewfinderAPIError",

@@ -69,14 +69,31 @@ class DeleteResult:
 
 
 @dataclass(frozen=True)
+class Switch:
+    """A model switch in progress: `done` of the tenant's `total` indexed images re-embedded
+    with `to_model`."""
+
+    from_model: str
+    to_model: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Status:
-    """The model in use and the tenant's images per indexing status (`GET /v1/status`)."""
+    """The model answering searches and the tenant's images per indexing status, with a
+    model switch while one runs (`GET /v1/status`)."""
 
     model_id: str
     stored: int
     queued: int
     indexed: int
     failed: int
+    switch: Switch | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.switch, Mapping):  # as the JSON has it
+            object.__setattr__(self, "switch", build(Switch, self.switch))
 
 
 _T = TypeVar("_T")

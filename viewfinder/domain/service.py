@@ -50,8 +50,8 @@ class QueueStatus:
     queued: int
     indexed: int
     failed: int
-    model_id: str
-    switch: SwitchProgress | None = None
+    model_id: str  # the model answering searches
+    switch: SwitchProgress | None = None  # a move to another model, while it runs
 
 
 class ImageService:
@@ -363,12 +363,14 @@ class ImageService:
             return self.metadata.count_images(status, tenant)
 
         indexed = count(IndexingStatus.INDEXED)
+        answering = self.spaces.answering_model()  # first: it notices a finished switch
         return QueueStatus(
             stored=count(IndexingStatus.STORED),
             queued=count(IndexingStatus.QUEUED),
             indexed=indexed,
             failed=count(IndexingStatus.FAILED),
-            model_id=self.embedder.model_id,
+            # the model searches come from; during a switch, its target is in `switch`
+            model_id=answering,
             # a tenant sees the switch over its own images only, never the server's totals
             switch=self.spaces.progress(indexed, tenant),
         )

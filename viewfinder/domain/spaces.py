@@ -48,7 +48,11 @@ class ModelSwitch:
 
 @dataclass(frozen=True)
 class SwitchProgress:
-    """How far a switch has come."""
+    """How far a switch has come: `done` of the `total` indexed images are in the new index.
+
+    Searches meanwhile come from `from_model`, or from `to_model` over the images it has so
+    far when the old model can't be loaded; a status names that one as its `model_id`.
+    """
 
     from_model: str
     to_model: str
@@ -215,6 +219,11 @@ class VectorSpaces:
                 self.switch.shadow.close()
                 self.active, self.switch = active, None
 
+    def answering_model(self) -> str:
+        """The id of the model that answers searches now (the old one during a switch,
+        unless it could not be loaded)."""
+        return self.query_space()[0].model_id
+
     def progress(self, indexed_count: int, tenant: str | None = None) -> SwitchProgress | None:
         """How far the current switch has come (for one tenant's images, or all), or None.
 
@@ -235,3 +244,28 @@ class VectorSpaces:
         """Close every index."""
         for index in self.indexes():
             index.close()
+
+
+def read_switch(
+    active: VectorIndex, shadow: VectorIndex, indexed_count: int, loads: Callable[[str], bool]
+) -> tuple[str | None, SwitchProgress | None]:
+    """(the model answering searches, the switch in progress) read from the indexes alone, as
+    `VectorSpaces` would answer them: for a process that serves nothing (`viewfinder status`).
+
+    `loads(spec)` says whether the old model's setting loads here without a download; the
+    model is None when nothing was ever indexed. Opens `shadow` when it holds a switch.
+    """
+    model, target = active.stored_model(), shadow.stored_model()
+    if model is None:
+        return None, None
+    if target is None or (target.model_id, target.dim) == (model.model_id, model.dim):
+        return model.model_id, None
+    shadow.open(target.model_id, target.dim, target.spec)
+    progress = SwitchProgress(
+        from_model=model.model_id,
+        to_model=target.model_id,
+        done=min(shadow.count(), indexed_count),
+        total=indexed_count,
+    )
+    old_loads = bool(model.spec) and loads(model.spec)
+    return (model.model_id if old_loads else target.model_id), progress

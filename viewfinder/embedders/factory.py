@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ..config import Settings
+from ..errors import ConfigurationError
 from .base import Embedder
 
 # the built-in model's names and their text towers
 BUILTIN_TEXT_MODELS = {"builtin": "minilm", "builtin-multilingual": "e5"}
+# `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down
+FAKE_MODEL = re.compile(r"fake(\d*)(?::([0-9.]+))?")
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """Return the embedder selected by `VIEWFINDER_MODEL`."""
     name = settings.model.strip()
-    fake = re.fullmatch(r"fake(\d*)(?::([0-9.]+))?", name)
+    fake = FAKE_MODEL.fullmatch(name)
     if fake:
         from .fake import FakeEmbedder
 
-        # `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down
         dim = int(fake.group(1) or 32)
         return FakeEmbedder(dim=dim, model_id=f"fake-{dim}", delay_s=float(fake.group(2) or 0))
     if name in BUILTIN_TEXT_MODELS:
@@ -45,3 +48,21 @@ def providers(settings: Settings) -> list[str] | None:
     """The execution providers `VIEWFINDER_PROVIDERS` asks for; None: the best available."""
     wanted = [name.strip() for name in (settings.providers or "").split(",") if name.strip()]
     return wanted or None
+
+
+def loads_without_download(spec: str, data_dir: Path) -> bool:
+    """Whether the model setting `spec` loads here as it is, without loading it: a test model,
+    one that ships with Viewfinder, a complete pulled model or a model directory."""
+    name = spec.strip()
+    if not name:
+        return False
+    if FAKE_MODEL.fullmatch(name) or name in BUILTIN_TEXT_MODELS:
+        return True
+    from .catalog import resolve_model
+    from .onnx_clip import load_model_dir
+
+    try:
+        load_model_dir(resolve_model(name, data_dir))
+    except ConfigurationError:
+        return False
+    return True
