@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     )
     url_ttl_s: int = Field(3600, description="Lifetime of a signed `image_url`, in seconds.")
     workers: int = Field(1, description="Indexing worker threads in the server process.")
+    in_place: bool = Field(
+        False,
+        description="`viewfinder index` indexes local folders in place (as `--in-place`): the "
+        "index refers to the files where they are instead of copying them into the data "
+        "directory, and never writes into their folders.",
+    )
     batch_size: int = Field(16, description="Images embedded per batch by a worker.")
     max_attempts: int = Field(
         3, description="Indexing attempts per image before it is marked failed (status 3)."

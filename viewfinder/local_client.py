@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -26,8 +26,11 @@ from .client._uploads import plan_upload
 from .client._waiting import indexing_timeout, still_queued
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .api.web import ThumbnailCache
     from .config import Settings
+    from .domain.in_place import InPlaceReport
     from .domain.records import ImageRecord
 
 
@@ -88,10 +91,21 @@ class LocalClient:
             logging.getLogger(__name__).warning("could not remove unneeded images: %s", exc)
         self.service.close()
 
+    def _url(self, sha256: str | None) -> str:
+        """A `file://` link to the bytes when a local file holds them (a local blob folder,
+        or the user's own file for images indexed in place), else ""."""
+        from .stores.in_place_blobs import InPlaceBlobStore
+
+        blobs = self.service.blobs
+        if sha256 is None or not isinstance(blobs, InPlaceBlobStore):
+            return ""
+        path = blobs.local_path(sha256)
+        return path.resolve().as_uri() if path is not None else ""
+
     def _image(self, r: ImageRecord) -> Image:
         return Image(
             image_id=r.image_id,
-            image_url="",
+            image_url=self._url(r.sha256),
             indexing_status=int(r.status),
             upload_timestamp=r.upload_timestamp,
             metadata=r.metadata,
@@ -127,7 +141,7 @@ class LocalClient:
             [
                 UploadResult(
                     image_id=r.image_id,
-                    image_url="",
+                    image_url=self._url(r.sha256),
                     indexing_status=int(r.status),
                     upload_timestamp=r.upload_timestamp,
                     status=r.status.label,
@@ -165,7 +179,7 @@ class LocalClient:
         return [
             SearchResult(
                 image_id=h.record.image_id,
-                image_url="",
+                image_url=self._url(h.record.sha256),
                 score=round(h.score, 6),
                 upload_timestamp=h.record.upload_timestamp,
                 image_metadata=h.record.metadata,
@@ -217,6 +231,19 @@ class LocalClient:
         """The original bytes of an image (given as an object or an id)."""
         image_id = image if isinstance(image, str) else image.image_id
         return self.service.read_bytes(self.service.get(self.tenant, image_id))
+
+    def index_in_place(
+        self,
+        files: Sequence[Path],
+        roots: Sequence[Path],
+        progress: Callable[[int], None] | None = None,
+    ) -> InPlaceReport:
+        """Index `files` where they are, without copying them (see `domain.in_place`): moved,
+        changed and deleted files under `roots` are noticed; nothing is written there.
+        Queues what is new; `process_queue` (or the background threads) indexes it."""
+        from .domain.in_place import InPlaceIndexer
+
+        return InPlaceIndexer(self.service, self.tenant).sync(files, roots, progress)
 
     def process_queue(self, timeout_s: float = 3600.0) -> None:
         """Index everything queued, in this thread."""

@@ -6,12 +6,13 @@ import hashlib
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from .app import cli
+from .app import cli, settings_from
 from .backend import backend_options, handles_errors, open_backend
+from .output import progress_bar
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -35,20 +36,6 @@ def image_files(paths: tuple[Path, ...]) -> list[Path]:
         else:
             raise click.BadParameter(f"{path}: no such file or folder", param_hint="PATH")
     return list(found)
-
-
-def _progress(total: int, desc: str, enabled: bool | None) -> Any:
-    from tqdm import tqdm
-
-    # tqdm shows the rate and the ETA; None means "only on a terminal".
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="img",
-        file=sys.stderr,
-        disable=None if enabled is None else not enabled,
-        dynamic_ncols=True,
-    )
 
 
 class _IndexRun:
@@ -115,7 +102,7 @@ def _wait_for_server(backend: Client, progress: bool | None) -> None:
     queued = backend.status().queued
     if not queued:
         return
-    with _progress(queued, "indexing", progress) as bar:
+    with progress_bar(queued, "indexing", progress) as bar:
         while queued:
             time.sleep(0.5)
             now = backend.status().queued
@@ -138,6 +125,14 @@ def _wait_for_server(backend: Client, progress: bool | None) -> None:
     default=None,
     help="Show a progress bar [default: when stderr is a terminal].",
 )
+@click.option(
+    "--in-place/--copy",
+    "in_place",
+    default=None,
+    help="Index the files where they are instead of copying them into the data directory "
+    "(local only); nothing is written in their folders, and moved, changed and deleted "
+    "files are noticed on the next run [default: setting VIEWFINDER_IN_PLACE, else --copy].",
+)
 @handles_errors
 def index(
     paths: tuple[Path, ...],
@@ -149,22 +144,39 @@ def index(
     batch_size: int,
     wait: bool,
     progress: bool | None,
+    in_place: bool | None,
 ) -> None:
     """Upload and index the images in PATHS (files or folders, recursively).
 
     Incremental: a file whose content is already stored (same SHA-256) is skipped, so a
     re-run after an interruption continues where it stopped. Exits 1 when an image failed.
+    With --in-place the files stay where they are and the index refers to them.
     """
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    if in_place and server:
+        raise click.UsageError(
+            "--in-place indexes files for a local data directory; a server keeps copies of "
+            "what it is sent (drop --server / VIEWFINDER_SERVER, or --in-place)"
+        )
+    if in_place is None:
+        in_place = not server and settings_from(data_dir=data_dir).in_place
     files = image_files(paths)
+    if in_place:
+        from .in_place import index_in_place
+
+        with open_backend(None, api_key, data_dir, tenant, model) as here:
+            status = index_in_place(here, files, paths, progress)  # type: ignore[arg-type]
+        if status:
+            sys.exit(status)
+        return
     started = time.monotonic()
     local = not server
     waited = local or wait
     with open_backend(server, api_key, data_dir, tenant, model) as backend:
         run = _IndexRun(backend)
         try:
-            with _progress(len(files), "indexing" if local else "uploading", progress) as bar:
+            with progress_bar(len(files), "indexing" if local else "uploading", progress) as bar:
                 for start in range(0, len(files), batch_size):
                     chunk = files[start : start + batch_size]
                     run.send(chunk)

@@ -10,7 +10,7 @@ import click
 
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
-from .output import clip, label, print_json
+from .output import clip, hit_path, label, print_json
 
 if TYPE_CHECKING:
     from ..client import SearchResult
@@ -39,6 +39,17 @@ def _search_table(results: list[SearchResult]) -> str:
     help="joined: also match the query against captions and metadata.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@click.option(
+    "--paths",
+    "-f",
+    "as_paths",
+    is_flag=True,
+    help="Print only the results' file paths (URLs when there is no local file), one a line, "
+    "for piping.",
+)
+@click.option(
+    "--open", "open_results", is_flag=True, help="Open the results in the default image viewer."
+)
 @handles_errors
 def search(
     query: str,
@@ -51,6 +62,8 @@ def search(
     threshold: float | None,
     mode: str,
     as_json: bool,
+    as_paths: bool,
+    open_results: bool,
 ) -> None:
     """Find images matching a description, best first."""
     with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
@@ -59,8 +72,14 @@ def search(
         )
     if as_json:
         print_json([asdict(r) for r in results])
+    elif as_paths:
+        for hit in results:
+            click.echo(hit_path(hit))
     elif results:
         click.echo(_search_table(results))
     else:
         hint = " (try a lower --threshold)" if threshold else ""
         click.echo(f"no matches{hint}", err=True)
+    if open_results:
+        for hit in results:
+            click.launch(hit_path(hit))

@@ -53,6 +53,18 @@ class JobRow:
     last_error: str | None = None
 
 
+@dataclass(frozen=True)
+class InPlaceFile:
+    """Where the bytes of an image indexed in place live: the user's file, as last seen."""
+
+    image_id: str
+    tenant: str
+    path: str  # absolute
+    sha256: str
+    size_bytes: int
+    mtime: float
+
+
 class MetadataStore(Protocol):
     """Images, API keys and the indexing queue, committed transactionally."""
 
@@ -136,6 +148,21 @@ class MetadataStore(Protocol):
 
         Marks from before `cutoff` go either way. A failing `remove` rolls everything back.
         """
+
+    # images indexed in place: the user's files, referred to where they are
+    def add_in_place_files(self, files: Sequence[InPlaceFile]) -> None:
+        """Record or update (by image id) the files of images indexed in place, and keep
+        their images' file names; written before the images, so a row whose image never
+        came (or is gone) is ignored by the reads below and dropped by the purge."""
+
+    def in_place_files(self, tenant: str) -> list[InPlaceFile]:
+        """The tenant's files indexed in place, of images that exist."""
+
+    def in_place_files_with_sha(self, sha256: str) -> list[InPlaceFile]:
+        """Files indexed in place that held bytes `sha256`, of images that exist."""
+
+    def purge_in_place_files(self) -> int:
+        """Forget the files of images that no longer exist; return how many."""
 
     # copying between stores (`viewfinder migrate`)
     def export_keys(self) -> list[KeyRow]: ...

@@ -176,7 +176,12 @@ def open_stores(settings: Settings) -> tuple[MetadataStore, BlobStore, VectorInd
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metadata = open_metadata(settings.resolved_database_url(), settings)
     try:
-        blobs = open_blobs(settings.resolved_blob_url(), settings)
+        from .in_place_blobs import InPlaceBlobStore
+
+        # images indexed in place are read from the user's files, which only this store finds
+        blobs: BlobStore = InPlaceBlobStore(
+            open_blobs(settings.resolved_blob_url(), settings), metadata.in_place_files_with_sha
+        )
         try:
             return metadata, blobs, open_vectors(settings.resolved_vector_url(), settings=settings)
         except BaseException:

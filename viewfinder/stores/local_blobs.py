@@ -75,5 +75,10 @@ class LocalBlobStore:
                 pass  # renamed into place or removed meanwhile
         return removed
 
+    def local_path(self, sha256: str) -> Path | None:
+        """The file holding these bytes, when stored (for `file://` links in local use)."""
+        path = self._path(sha256)
+        return path if path.is_file() else None
+
     def close(self) -> None:
         return None

@@ -22,6 +22,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError, Unavailable
+from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
+from .in_place_sql import PostgresInPlaceFilesSql
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX blob_orphans_by_since ON blob_orphans (since);
     """,
+    # Images indexed in place: where their files are (stores/in_place_sql.py).
+    IN_PLACE_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -152,7 +156,7 @@ def _safe_target(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresMetadataStore:
+class PostgresMetadataStore(PostgresInPlaceFilesSql):
     """The shared metadata store: a pool of connections, one transaction per call."""
 
     def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:

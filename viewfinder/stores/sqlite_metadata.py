@@ -14,6 +14,8 @@ from typing import Any
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
+from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
+from .in_place_sql import InPlaceFilesSql
 
 # Each entry upgrades the schema by one version; never edit a released one, append.
 MIGRATIONS: list[str] = [
@@ -70,6 +72,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX blob_orphans_by_since ON blob_orphans (since);
     """,
+    # Images indexed in place: where their files are (stores/in_place_sql.py).
+    IN_PLACE_MIGRATION,
 ]
 
 _IMAGE_COLUMNS = (
@@ -125,7 +129,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
     )
 
 
-class SqliteMetadataStore:
+class SqliteMetadataStore(InPlaceFilesSql):
     """The embedded metadata store."""
 
     def __init__(self, path: Path) -> None:
