@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from . import errors
@@ -20,6 +21,7 @@ from .client import (
     Metadata,
     SearchResult,
     Status,
+    Switch,
     UploadResult,
 )
 from .client._uploads import plan_upload
@@ -215,7 +217,8 @@ class LocalClient:
     def status(self) -> Status:
         """See `Client.status`."""
         s = self.service.queue_status(self.tenant)
-        return Status(s.model_id, s.stored, s.queued, s.indexed, s.failed)
+        switch = None if s.switch is None else Switch(**asdict(s.switch))
+        return Status(s.model_id, s.stored, s.queued, s.indexed, s.failed, switch)
 
     def thumbnail(self, image_id: str, size: int = 256) -> bytes:
         """See `Client.thumbnail`."""

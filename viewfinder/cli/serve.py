@@ -122,7 +122,11 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             sys.exit(2)
         body = r.json()
     else:
+        from dataclasses import asdict
+
         from ..domain.records import IndexingStatus
+        from ..domain.spaces import read_switch
+        from ..embedders.factory import loads_without_download
         from ..stores.factory import open_metadata, open_vectors
 
         settings = settings_from(data_dir=data_dir)
@@ -134,17 +138,19 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             shadow = open_vectors(settings.resolved_vector_url(), shadow=True, settings=settings)
         except ViewfinderError as exc:
             fail(exc)
-        model, target = active.stored_model(), shadow.stored_model()
         counts = {s.label: store.count_images(s) for s in IndexingStatus}
-        body = {"model_id": model.model_id if model else settings.model, **counts, "switch": None}
-        if target is not None and model is not None and target.model_id != model.model_id:
-            shadow.open(target.model_id, target.dim)
-            body["switch"] = {
-                "from_model": model.model_id,
-                "to_model": target.model_id,
-                "done": min(shadow.count(), counts["indexed"]),
-                "total": counts["indexed"],
-            }
+        # what a server on this data directory would answer, read without loading a model
+        answering, progress = read_switch(
+            active,
+            shadow,
+            counts["indexed"],
+            lambda spec: loads_without_download(spec, settings.data_dir),
+        )
+        body = {
+            "model_id": answering or settings.model,
+            **counts,
+            "switch": None if progress is None else asdict(progress),
+        }
         for closable in (store, active, shadow):
             closable.close()
     click.echo(f"model    {body['model_id']}")
@@ -153,7 +159,12 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
     sw = body.get("switch")
     if sw:
         pct = 100 * sw["done"] / sw["total"] if sw["total"] else 100
+        using = (
+            "searches use the old model until it completes"
+            if body["model_id"] == sw["from_model"]
+            else "the old model can't be loaded: searches see the images re-embedded so far"
+        )
         click.echo(
             f"switch   {sw['from_model']} -> {sw['to_model']}: {sw['done']}/{sw['total']} "
-            f"re-embedded ({pct:.0f}%); searches use the old model until it completes"
+            f"re-embedded ({pct:.0f}%); {using}"
         )
