@@ -7,7 +7,7 @@ from pathlib import Path
 from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
-from .domain.ingest import IngestLimits
+from .domain.ingest import DecodeBudget, IngestLimits
 from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
@@ -55,7 +55,11 @@ def _assemble(
             deadline_s=settings.fetch_deadline_s,
         ),
     )
-    limits = IngestLimits(max_file_bytes=settings.max_file_bytes, max_pixels=settings.max_pixels)
+    limits = IngestLimits(
+        max_file_bytes=settings.max_file_bytes,
+        max_pixels=settings.max_pixels,
+        budget=DecodeBudget(settings.decode_memory_bytes),
+    )
     vector_url = settings.resolved_vector_url()
     # one pool for every model of the process: during a switch the old and new share it
     pool = InferencePool(settings.inference_slots)

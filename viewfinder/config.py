@@ -132,6 +132,25 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(
         100, description="Most images (files plus URLs) one upload may carry."
     )
+    max_metadata_bytes: int = Field(
+        64 * 1024, ge=2, description="Largest metadata object of one image, in bytes of JSON."
+    )
+    max_upload_metadata_bytes: int = Field(
+        1_000_000,
+        ge=2,
+        le=1024 * 1024,
+        description="Largest `metadata` form field of one upload (every item's metadata and "
+        "URL), in bytes.",
+    )
+    max_json_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON request body (search), in bytes."
+    )
+    decode_memory_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory that decoded pixels may take at once across uploads, indexing and "
+        "thumbnails; further decodes wait (an image bigger than this decodes alone).",
+    )
     fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
     fetch_deadline_s: float = Field(
         30.0,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from .. import __version__
 from ..config import Settings
 from ..domain.keys import KeyRing
+from ..domain.metadata_rules import MetadataLimits
 from ..domain.service import ImageService
 from ..domain.signing import UrlSigner, load_or_create_secret
 from ..indexing.worker import WorkerPool
@@ -20,6 +21,7 @@ from .errors import install_error_handlers
 from .middleware import EdgeMiddleware
 from .ratelimit import RateLimiter
 from .routes import files_router, router
+from .upload_form import UploadRules
 from .web import install_web
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ def create_app(
         signer=UrlSigner(secret, settings.url_ttl_s),
         public_url=settings.public_url,
         max_images_per_request=settings.max_images_per_request,
+        uploads=UploadRules(
+            max_images=settings.max_images_per_request,
+            max_field_bytes=settings.max_upload_metadata_bytes,
+            metadata=MetadataLimits(max_bytes=settings.max_metadata_bytes),
+        ),
     )
     install_error_handlers(app)
     app.include_router(router, prefix="/v1")
@@ -69,5 +76,9 @@ def create_app(
     install_web(app, settings)
     install_docs(app)
 
-    app.add_middleware(EdgeMiddleware, max_request_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        EdgeMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        max_json_body_bytes=settings.max_json_body_bytes,
+    )
     return app

@@ -1,14 +1,19 @@
-"""ASGI middleware: request ids, the request size cap and the rate-limit headers."""
+"""ASGI middleware: request ids, the request size caps, the rate-limit headers, and the
+last resort for unexpected errors."""
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import error_response
 from .ratelimit import UNLIMITED_QUOTA, Quota
+
+log = logging.getLogger(__name__)
 
 REQUEST_ID = "x-request-id"
 
@@ -18,11 +23,20 @@ class _TooLarge(BaseException):  # noqa: N818 - must pass through handlers that 
 
 
 class EdgeMiddleware:
-    """Echo or make X-Request-ID, cap body size, add x-ratelimit-* headers on /v1."""
+    """Echo or make X-Request-ID, cap body size, add x-ratelimit-* headers on /v1, answer an
+    unexpected error with the 500 envelope.
 
-    def __init__(self, app: ASGIApp, max_request_bytes: int) -> None:
+    Only multipart uploads may be as large as `max_request_bytes` (their files are spooled to
+    disk); any other body (a search's JSON, read whole into memory) is capped at
+    `max_json_body_bytes`.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_request_bytes: int, max_json_body_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self.max_json_body_bytes = max_json_body_bytes or max_request_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,9 +65,12 @@ class EdgeMiddleware:
                 message["headers"] = out
             await send(message)
 
+        content_type = headers.get(b"content-type", b"").lower()
+        multipart = content_type.startswith(b"multipart/form-data")
+        limit = self.max_request_bytes if multipart else self.max_json_body_bytes
         declared = headers.get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_request_bytes:
-            await self._reject(send_wrapper)
+        if declared and declared.isdigit() and int(declared) > limit:
+            await self._reject(send_wrapper, multipart)
             return
         received = 0
 
@@ -62,7 +79,7 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_request_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -70,18 +87,28 @@ class EdgeMiddleware:
             await self.app(scope, receive_wrapper, send_wrapper)
         except _TooLarge:
             if not started:
-                await self._reject(send_wrapper)
+                await self._reject(send_wrapper, multipart)
+        except Exception:
+            # Answered here rather than by Starlette's ServerErrorMiddleware, which re-raises
+            # after its reply, so that the server closed the client's keep-alive connection.
+            if started:
+                raise  # the reply is half sent: only closing the connection can end it
+            log.exception("unhandled error on %s %s", scope.get("method"), path)
+            response = error_response(500, "internal server error; the server log has details")
+            await response(scope, receive_wrapper, send_wrapper)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "type": "validation_error",
-                    "message": f"request body larger than {self.max_request_bytes} bytes; send "
-                    "fewer or smaller images per request (VIEWFINDER_MAX_REQUEST_BYTES)",
-                }
-            }
-        ).encode()
+    async def _reject(self, send: Send, multipart: bool) -> None:
+        if multipart:
+            message = (
+                f"request body larger than {self.max_request_bytes} bytes; send fewer or "
+                "smaller images per request (VIEWFINDER_MAX_REQUEST_BYTES)"
+            )
+        else:
+            message = (
+                f"request body larger than {self.max_json_body_bytes} bytes; only uploads "
+                "(multipart/form-data) may be larger (VIEWFINDER_MAX_JSON_BODY_BYTES)"
+            )
+        body = json.dumps({"error": {"type": "validation_error", "message": message}}).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ValidationError as PydanticValidationError
 
+from ..domain.metadata_rules import servable_metadata
 from ..domain.records import ImageRecord, UploadItem
 from ..domain.service import SearchRequest
 from ..errors import PayloadTooLarge, ValidationError
 from . import schemas
-from .deps import caller, context, image_url
+from .deps import KeyFirstRoute, caller, context, image_url, key_first
+from .upload_form import parse_upload_metadata
 from .web import discard_thumbnails
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=KeyFirstRoute)
+MAX_OFFSET = 2**31 - 1  # far past any listing, and within every store's integer range
 files_router = APIRouter(tags=["files"])
 
 
@@ -28,7 +29,7 @@ def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
         indexing_status=int(r.status),
         status=r.status.label,
         upload_timestamp=r.upload_timestamp,
-        metadata=r.metadata,
+        metadata=servable_metadata(r.metadata),  # a row stored before the rules never 500s
         width=r.width,
         height=r.height,
         content_type=r.content_type,
@@ -39,30 +40,10 @@ def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
     )
 
 
-def _parse_upload_metadata(raw: str | None) -> schemas.UploadMetadata:
-    if raw is None or not raw.strip():
-        return schemas.UploadMetadata()
-    try:
-        data: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"metadata is not valid JSON ({exc.msg}); send a JSON string like "
-            '{"requests": [{"indexing_config": {"index": true}, "metadata": {}}]}',
-            param="metadata",
-        ) from exc
-    try:
-        return schemas.UploadMetadata.model_validate(data)
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ValidationError(
-            f"metadata.{where}: {first['msg']}", param=f"metadata.{where}"
-        ) from exc
-
-
 @router.post(
     "/images/upload", response_model=schemas.UploadResponse, response_model_exclude_none=True
 )
+@key_first("upload")
 async def upload_images(
     request: Request,
     images: Annotated[list[UploadFile] | None, File(description="Image files.")] = None,
@@ -73,8 +54,8 @@ async def upload_images(
     """Upload images (file parts and/or URLs); indexing happens in the background."""
     key = caller(request, "upload")
     ctx = context(request)
-    settings_limit = ctx.service.limits.max_file_bytes
-    parsed = _parse_upload_metadata(metadata)
+    # Parsing and checking a large field is CPU work: off the event loop.
+    parsed = await run_in_threadpool(parse_upload_metadata, metadata, ctx.uploads)
     files = images or []
     count = len(files) + len(parsed.image_urls)
     if count == 0:
@@ -94,9 +75,9 @@ async def upload_images(
         req = parsed.requests[n] if n < len(parsed.requests) else schemas.UploadRequestItem()
         common: dict[str, Any] = {"index": req.indexing_config.index, "metadata": req.metadata}
         if n < len(files):
+            # the spooled file itself: the service reads one image's bytes at a time
             upload = files[n]
-            data = await upload.read(settings_limit + 1)
-            items.append(UploadItem(data=data, filename=upload.filename, **common))
+            items.append(UploadItem(file=upload.file, filename=upload.filename, **common))
         else:
             items.append(UploadItem(url=parsed.image_urls[n - len(files)], **common))
     # URLs are fetched on the fetch pool's threads and awaited here, holding no thread of the
@@ -122,7 +103,7 @@ async def upload_images(
 def list_images(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> schemas.ImageList:
     """The caller's images, newest first."""
     key = caller(request, "list")
@@ -151,6 +132,7 @@ def delete_image(request: Request, image_id: str) -> schemas.DeleteResponse:
 @router.post(
     "/images/search", response_model=schemas.SearchResponse, response_model_exclude_none=True
 )
+@key_first("search")
 def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchResponse:
     """Find the caller's indexed images that match a description."""
     key = caller(request, "search")
@@ -170,7 +152,7 @@ def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchR
             schemas.SearchResult(
                 image_id=h.record.image_id,
                 image_url=image_url(request, h.record.image_id),
-                image_metadata=h.record.metadata,
+                image_metadata=servable_metadata(h.record.metadata),
                 upload_timestamp=h.record.upload_timestamp,
                 score=round(h.score, 6),
                 file_name=h.record.file_name,

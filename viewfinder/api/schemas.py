@@ -78,8 +78,10 @@ class SearchBody(BaseModel):
     max_results: int = Field(10, ge=1, le=200)
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     search_mode: Literal["vision", "joined"] = "vision"
-    image_weight: float | None = Field(None, ge=0.0)
-    text_weight: float | None = Field(None, ge=0.0)
+    # Bounded: an infinite weight (or two that sum past the largest float) made every
+    # blended score NaN, served as "score": null.
+    image_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False)
+    text_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False)
 
 
 class SearchResult(BaseModel):

@@ -60,7 +60,12 @@ class ThumbnailCache:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        image = decode_rgb(service.read_bytes(record), self.max_pixels, max_side=size)
+        image = decode_rgb(
+            service.read_bytes(record),
+            self.max_pixels,
+            max_side=size,
+            budget=service.limits.budget,
+        )
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=85, optimize=True)
         data = buf.getvalue()

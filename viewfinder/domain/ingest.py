@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from PIL import Image
 
@@ -20,16 +21,31 @@ from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationE
 
 logger = logging.getLogger(__name__)
 
-# content type -> (magic prefixes, PIL plugins allowed to open it). MPO is how Pillow reports
-# multi-picture JPEGs straight out of many cameras; they are still image/jpeg.
+# content type -> (magic prefixes, PIL plugins allowed to open it). The JPEG plugin also opens
+# multi-picture JPEGs straight out of many cameras (Pillow reports them as format MPO; they are
+# still image/jpeg); "MPO" is no opener of its own, and naming it made Pillow raise KeyError.
 _SIGNATURES: tuple[tuple[str, tuple[bytes, ...], tuple[str, ...]], ...] = (
-    ("image/jpeg", (b"\xff\xd8\xff",), ("JPEG", "MPO")),
+    ("image/jpeg", (b"\xff\xd8\xff",), ("JPEG",)),
     ("image/png", (b"\x89PNG\r\n\x1a\n",), ("PNG",)),
     ("image/gif", (b"GIF87a", b"GIF89a"), ("GIF",)),
     ("image/bmp", (b"BM",), ("BMP",)),
     ("image/tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), ("TIFF",)),
 )
 ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF"
+_JPEG_FORMATS = ("JPEG", "MPO")
+_NAMES = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/gif": "GIF",
+    "image/bmp": "BMP",
+    "image/tiff": "TIFF",
+    "image/webp": "WebP",
+}
+# Bytes per pixel Pillow keeps in memory for a mode (RGB is stored 4 bytes a pixel).
+_ONE_BYTE_MODES = ("1", "L", "P")
+_TWO_BYTE_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# Modes Image.reduce takes: a large image is shrunk before its colour conversion.
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK")
 
 # EXIF orientation -> the transpose that makes the image upright (the table Pillow's
 # ImageOps.exif_transpose uses); kept here so inspect_image and decode_rgb always agree.
@@ -47,12 +63,46 @@ _SWAPS_SIDES = {5, 6, 7, 8}
 _WHITE = (255, 255, 255, 255)
 
 
+class DecodeBudget:
+    """Bytes of decoded pixels all decodes of a process may hold at once (a weighted semaphore).
+
+    A decode reserves its estimated memory before it starts and waits while the others hold
+    too much, so peak decoding memory is this setting, not a function of what clients send.
+    One image larger than the whole budget still decodes, alone.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+        if max_bytes < 1:
+            raise ValueError("a decode budget must be positive")
+        self.max_bytes = max_bytes
+        self._used = 0
+        self._cond = threading.Condition()
+        self.peak = 0  # the most bytes ever reserved at once (for tests and benchmarks)
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold `nbytes` (at most the whole budget) for the duration of the block."""
+        need = max(0, min(nbytes, self.max_bytes))
+        with self._cond:
+            while self._used + need > self.max_bytes:
+                self._cond.wait()
+            self._used += need
+            self.peak = max(self.peak, self._used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= need
+                self._cond.notify_all()
+
+
 @dataclass(frozen=True)
 class IngestLimits:
     """Upper bounds applied to every image before it is decoded."""
 
     max_file_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
+    budget: DecodeBudget = field(default_factory=DecodeBudget, compare=False)
 
 
 @dataclass(frozen=True)
@@ -87,10 +137,14 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
     with _open(data, limits.max_pixels) as (im, content_type):
         width, height = im.size
         fmt = im.format or ""
+        if fmt in _JPEG_FORMATS:
+            # libjpeg still reads every coded block (so damage is found) but keeps 1/8 scale.
+            im.draft(im.mode, (1, 1))
         try:
-            im.load()
+            with limits.budget.reserve(_pixel_bytes(im)):
+                im.load()
         except Exception as exc:  # Pillow raises many types for corrupt data
-            raise _decode_error(exc) from None
+            raise _decode_error(exc, content_type) from None
         if _orientation(im) in _SWAPS_SIDES:
             width, height = height, width
     return ImageInfo(
@@ -103,26 +157,66 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
     )
 
 
-def decode_rgb(data: bytes, max_pixels: int, max_side: int | None = None) -> Image.Image:
+def decode_rgb(
+    data: bytes,
+    max_pixels: int,
+    max_side: int | None = None,
+    budget: DecodeBudget | None = None,
+) -> Image.Image:
     """Decode to an upright RGB image (first frame, alpha on white), optionally shrunk to fit
-    `max_side` on its longer side."""
+    `max_side` on its longer side; the decode waits for its share of `budget`."""
     if max_side is not None and max_side < 1:
         raise ValueError("max_side must be positive")
-    with _open(data, max_pixels) as (im, _):
+    with _open(data, max_pixels) as (im, content_type):
         try:
-            if max_side is not None and im.format in ("JPEG", "MPO"):
+            if max_side is not None and im.format in _JPEG_FORMATS:
                 # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale, still at least max_side.
                 im.draft("RGB", (max_side, max_side))
-            im.load()
-            orientation = _orientation(im)
-            rgb = _to_rgb(im)
-            if max_side is not None and max(rgb.size) > max_side:
-                rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-            if orientation in _TRANSPOSE:
-                rgb = rgb.transpose(_TRANSPOSE[orientation])
+            # What is held at once: the decoded image and, at worst, RGBA and RGB copies of it.
+            cost = _pixel_bytes(im) + _shrunk_pixels(im.size, max_side) * 12
+            with budget.reserve(cost) if budget is not None else _no_reservation():
+                im.load()
+                orientation = _orientation(im)
+                rgb = _to_rgb(_reduced(im, max_side))
+                if max_side is not None and max(rgb.size) > max_side:
+                    rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+                if orientation in _TRANSPOSE:
+                    rgb = rgb.transpose(_TRANSPOSE[orientation])
         except Exception as exc:
-            raise _decode_error(exc) from None
+            raise _decode_error(exc, content_type) from None
     return rgb
+
+
+@contextmanager
+def _no_reservation() -> Iterator[None]:
+    yield
+
+
+def _pixel_bytes(im: Image.Image) -> int:
+    """The memory Pillow takes for `im` once loaded (at its current, maybe drafted, size)."""
+    per_pixel = 1 if im.mode in _ONE_BYTE_MODES else 2 if im.mode in _TWO_BYTE_MODES else 4
+    return im.size[0] * im.size[1] * per_pixel
+
+
+def _shrunk_pixels(size: tuple[int, int], max_side: int | None) -> int:
+    """Pixels left after `_reduced` (an upper bound)."""
+    width, height = size
+    factor = _reduce_factor(size, max_side)
+    return -(-width // factor) * -(-height // factor)
+
+
+def _reduce_factor(size: tuple[int, int], max_side: int | None) -> int:
+    # An integer factor that keeps the longer side at least max_side (the thumbnail that
+    # follows makes the exact size with a good filter).
+    return 1 if max_side is None else max(1, max(size) // max_side)
+
+
+def _reduced(im: Image.Image, max_side: int | None) -> Image.Image:
+    """`im` box-shrunk by an integer factor before colour conversion, when that is safe."""
+    factor = _reduce_factor(im.size, max_side)
+    if factor < 2 or im.mode not in _REDUCIBLE or "transparency" in im.info:
+        return im
+    return im.reduce(factor)
 
 
 @contextmanager
@@ -142,7 +236,7 @@ def _open(data: bytes, max_pixels: int) -> Iterator[tuple[Image.Image, str]]:
         # when warnings are errors); its global limit is left alone.
         raise _too_many_pixels(None, max_pixels) from None
     except Exception as exc:
-        raise _decode_error(exc) from None
+        raise _decode_error(exc, content_type) from None
     with im:
         width, height = im.size
         if width * height > max_pixels:
@@ -188,8 +282,26 @@ def _too_many_pixels(size: tuple[int, int] | None, max_pixels: int) -> PayloadTo
     return PayloadTooLarge(f"image has {what}, more than the limit of {max_pixels} pixels")
 
 
-def _decode_error(exc: Exception) -> ValidationError:
+def _decode_error(exc: Exception, content_type: str) -> ValidationError:
+    """What is wrong with the file, in words: never a Python repr or a bare exception name."""
     if isinstance(exc, ValidationError):
         return exc
-    detail = str(exc) or type(exc).__name__
-    return ValidationError(f"could not decode image: {detail}")
+    kind = _NAMES.get(content_type, "image")
+    text = str(exc)
+    if "truncat" in text.lower():
+        return ValidationError(
+            f"could not decode image: the {kind} file is cut short (truncated); "
+            "send the whole file"
+        )
+    message = (
+        f"could not decode image: the file starts like a {kind} image, but its data is "
+        f"damaged or in a {kind} variant this server cannot read"
+    )
+    if _wordy(text) and isinstance(exc, OSError | SyntaxError | ValueError):
+        message += f" ({text.rstrip('.')})"
+    return ValidationError(message)
+
+
+def _wordy(text: str) -> bool:
+    """Whether a library's message is words a person can act on (not a repr or a key)."""
+    return " " in text and "<" not in text and " at 0x" not in text and len(text) <= 200

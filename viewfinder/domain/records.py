@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class IndexingStatus(IntEnum):
@@ -77,6 +77,16 @@ class UploadItem:
     url: str | None = None
     index: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A file part spooled by the server, read only when this item is ingested, so that one
+    # request holds one image's bytes in memory at a time, not all of them.
+    file: BinaryIO | None = None
+
+    def read(self, max_bytes: int) -> bytes | None:
+        """The item's bytes (at most `max_bytes` of a file), or None for a URL item."""
+        if self.data is not None or self.file is None:
+            return self.data
+        self.file.seek(0)
+        return self.file.read(max_bytes)
 
 
 @dataclass(frozen=True)

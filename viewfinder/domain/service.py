@@ -19,6 +19,7 @@ from ..errors import FetchError, NotFound, ValidationError, ViewfinderError
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
+from .metadata_rules import servable_text
 from .ports import BlobHoldLost, BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
@@ -207,22 +208,23 @@ class ImageService:
         image_id: str | None = None,
     ) -> ImageRecord:
         now = self._clock()
+        url = None if item.url is None else servable_text(item.url)  # storable, even if bad
         base = ImageRecord(
             image_id=image_id or str(uuid.uuid4()),
             tenant=tenant,
             status=IndexingStatus.FAILED,
             upload_timestamp=now,
             metadata=item.metadata,
-            source_url=item.url,
-            file_name=(
-                clean_file_name(item.filename) if item.url is None else file_name_of_url(item.url)
-            ),
+            source_url=url,
+            file_name=(clean_file_name(item.filename) if url is None else file_name_of_url(url)),
         )
         try:
-            data = item.data
+            data = item.read(self.limits.max_file_bytes + 1)
             if data is None:
                 if not item.url:
                     raise ValidationError("an upload item needs bytes or a URL")
+                if url != item.url:
+                    raise ValidationError("image URL is not valid Unicode (a lone surrogate)")
                 if fetched is None:
                     raise ValidationError("an image URL was not fetched")
                 if isinstance(fetched, FetchError):

@@ -43,7 +43,9 @@ class UrlSigner:
 
     def verify(self, image_id: str, expires: int, signature: str, now: float | None = None) -> None:
         """Raise PermissionDenied for a tampered or expired URL."""
-        if not hmac.compare_digest(self._mac(image_id, expires), signature):
+        # Compared as bytes: compare_digest refuses str holding non-ASCII (a TypeError, a 500).
+        given = signature.encode("utf-8", "replace")
+        if not hmac.compare_digest(self._mac(image_id, expires).encode(), given):
             raise PermissionDenied(
                 "invalid image URL signature; get a fresh image_url from the API"
             )

@@ -72,7 +72,8 @@ class IndexingWorker:
 
     def _decode(self, job: Job) -> Image.Image:
         data = self.service.blobs.get(job.sha256)
-        return decode_rgb(data, self.service.limits.max_pixels, max_side=DECODE_MAX_SIDE)
+        limits = self.service.limits
+        return decode_rgb(data, limits.max_pixels, max_side=DECODE_MAX_SIDE, budget=limits.budget)
 
     def run_once(self) -> int:
         """Claim and process one batch; return how many jobs were claimed."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import threading
 import time
 import zlib
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from viewfinder.domain.ingest import (
+    DecodeBudget,
     ImageInfo,
     IngestLimits,
     decode_rgb,
@@ -245,3 +247,91 @@ def test_decode_rejects_unsupported_and_empty() -> None:
         decode_rgb(b"hello", LIMITS.max_pixels)
     with pytest.raises(ValidationError):
         decode_rgb(b"", LIMITS.max_pixels)
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"\xff\xd8\xff" + b"\x00" * 50, "starts like a JPEG image, but its data is damaged"),
+        (b"GIF89a" + b"\x00" * 10, "starts like a GIF image"),
+        (b"II*\x00" + b"\x00" * 20, "starts like a TIFF image"),
+        (encode(noise(64, 64), "PNG")[:60], "the PNG file is cut short"),
+    ],
+)
+def test_decode_errors_say_what_is_wrong_in_words(data: bytes, words: str) -> None:
+    for decode in (lambda: inspect_image(data, LIMITS), lambda: decode_rgb(data, 10**8, 64)):
+        with pytest.raises(ValidationError) as err:
+            decode()
+        message = err.value.message
+        assert message.startswith("could not decode image: ") and words in message, message
+        assert "0x" not in message and "<" not in message and "'MPO'" not in message
+
+
+def test_multi_picture_jpeg_is_a_jpeg() -> None:
+    first, second = Image.new("RGB", (64, 48), (255, 0, 0)), Image.new("RGB", (64, 48), "blue")
+    data = encode(first, "MPO", save_all=True, append_images=[second])
+    info = inspect_image(data, LIMITS)
+    assert (info.content_type, info.format, info.width, info.height) == (
+        "image/jpeg",
+        "MPO",
+        64,
+        48,
+    )
+    assert pixel(decode_rgb(data, LIMITS.max_pixels, 32), (5, 5))[0] > 200  # the first picture
+    damaged = data[:300] + b"\x00" * 50
+    with pytest.raises(ValidationError, match="JPEG"):
+        inspect_image(damaged, LIMITS)
+
+
+def test_inspecting_a_jpeg_decodes_it_reduced() -> None:
+    data = encode(noise(2000, 1600), "JPEG", quality=80)
+    limits = IngestLimits(budget=DecodeBudget())
+    info = inspect_image(data, limits)
+    assert (info.width, info.height) == (2000, 1600)
+    # 1/8 scale: 250 x 200 pixels of 4 bytes, not 2000 x 1600
+    assert limits.budget.peak == 250 * 200 * 4
+    broken = data[: len(data) // 2]
+    with pytest.raises(ValidationError, match="cut short"):
+        inspect_image(broken, limits)
+
+
+def test_decodes_in_flight_stay_within_the_budget() -> None:
+    data = encode(noise(1024, 1000), "PNG")
+    one_inspect = 1024 * 1000 * 4
+    budget = DecodeBudget(one_inspect * 2)
+    limits = IngestLimits(budget=budget)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            if n % 2:
+                inspect_image(data, limits)
+            else:
+                decode_rgb(data, limits.max_pixels, max_side=224, budget=budget)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert one_inspect <= budget.peak <= budget.max_bytes
+
+
+def test_budget_lets_an_oversized_decode_run_alone() -> None:
+    budget = DecodeBudget(100)
+    with budget.reserve(10**9):
+        assert budget.peak == 100
+        entered = threading.Event()
+
+        def other() -> None:
+            with budget.reserve(1):
+                entered.set()
+
+        t = threading.Thread(target=other)
+        t.start()
+        assert not entered.wait(0.2)  # waits while the big one holds everything
+    t.join(5)
+    assert entered.is_set()

@@ -1,0 +1,69 @@
+"""The upload's `metadata` form field: bounded, parsed and checked (off the event loop).
+
+A client declares a list of per-image requests and URLs in one JSON string; what it may
+declare is bounded before anything is built from it (the field's size, the number of
+entries, each image's metadata), so one request cannot hold the server's CPU for long.
+Routes call `parse_upload_metadata` in a worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from ..domain.metadata_rules import MetadataLimits, check_metadata, parse_json
+from ..errors import ValidationError
+from . import schemas
+
+MAX_URL_CHARS = 8192
+
+
+@dataclass(frozen=True)
+class UploadRules:
+    """What one upload request may declare."""
+
+    max_images: int = 100
+    max_field_bytes: int = 1_000_000
+    metadata: MetadataLimits = field(default_factory=MetadataLimits)
+
+
+def parse_upload_metadata(raw: str | None, rules: UploadRules) -> schemas.UploadMetadata:
+    """The `metadata` form field as a checked UploadMetadata, or a ValidationError naming
+    the field at fault."""
+    if raw is None or not raw.strip():
+        return schemas.UploadMetadata()
+    size = len(raw.encode("utf-8", "surrogatepass"))
+    if size > rules.max_field_bytes:
+        raise ValidationError(
+            f"metadata is {size} bytes; at most {rules.max_field_bytes} "
+            "(VIEWFINDER_MAX_UPLOAD_METADATA_BYTES)",
+            param="metadata",
+        )
+    data: Any = parse_json(raw, "metadata")
+    if isinstance(data, dict):
+        for name in ("requests", "image_urls"):
+            entries = data.get(name)
+            if isinstance(entries, list) and len(entries) > rules.max_images:
+                raise ValidationError(
+                    f"metadata.{name} has {len(entries)} entries; an upload carries at most "
+                    f"{rules.max_images} images (VIEWFINDER_MAX_IMAGES_PER_REQUEST)",
+                    param=f"metadata.{name}",
+                )
+    try:
+        parsed = schemas.UploadMetadata.model_validate(data)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(["metadata", *(str(p) for p in first["loc"])])
+        raise ValidationError(f"{where}: {first['msg']}", param=where) from None
+    for n, request in enumerate(parsed.requests):
+        check_metadata(request.metadata, f"metadata.requests.{n}.metadata", rules.metadata)
+    for n, url in enumerate(parsed.image_urls):
+        if len(url) > MAX_URL_CHARS:
+            raise ValidationError(
+                f"metadata.image_urls.{n} is {len(url)} characters long; at most "
+                f"{MAX_URL_CHARS}",
+                param=f"metadata.image_urls.{n}",
+            )
+    return parsed
