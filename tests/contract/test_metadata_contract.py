@@ -277,3 +277,34 @@ def test_postgres_processes_migrate_together(metadata_url_factory: Callable[[str
     assert stores[0].schema_version() == len(MIGRATIONS)
     for s in stores:
         s.close()
+
+
+def test_counts_are_maintained_through_every_change(metadata_store: MetadataStore) -> None:
+    """count_images reads counters kept by triggers: they follow inserts, status changes,
+    failures, requeues and deletes exactly like a count of the rows would."""
+    store = metadata_store
+    store.insert_images(
+        [rec(f"a{n}") for n in range(5)]
+        + [rec(f"b{n}", tenant="u") for n in range(3)]
+        + [rec("bad", status=IndexingStatus.FAILED, tenant="u")]
+    )
+    store.complete_jobs(["a0", "a1", "b0"])
+    store.claim_jobs(10, 60, now=1)
+    store.fail_job("a2", "boom", max_attempts=1, retry_at=2)
+    store.requeue(["a0"], now=3)
+    store.delete_image("t", "a1")
+    store.delete_image("u", "bad")
+    store.delete_image("u", "no-such-image")
+    truth: dict[tuple[str, int], int] = {}
+    for tenant in ("t", "u"):
+        for image in store.list_images(tenant, 100, 0):
+            truth[(tenant, int(image.status))] = truth.get((tenant, int(image.status)), 0) + 1
+    for tenant in ("t", "u", None):
+        for status in (*IndexingStatus, None):
+            want = sum(
+                n
+                for (t, s), n in truth.items()
+                if tenant in (None, t) and (status is None or s == int(status))
+            )
+            assert store.count_images(status, tenant) == want, (tenant, status)
+    assert store.count_images() == 7 and store.count_images(tenant="nobody") == 0

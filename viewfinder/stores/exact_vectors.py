@@ -167,6 +167,8 @@ class ExactVectorIndex:
             ann.close()
         self._ann.clear()
         self._rows.clear()
+        if self.ann_threshold <= 0:
+            return  # scans only: the graphs stay on disk for processes that use them
         for entry in self._file.ann_entries():
             self._ann[entry.tenant] = AnnIndex(
                 self.path / ANN_DIR / entry.file, entry.rows, self.ann_ef

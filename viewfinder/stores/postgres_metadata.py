@@ -22,6 +22,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError, Unavailable
+from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
+from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import PostgresInPlaceFilesSql
 
@@ -85,6 +87,8 @@ MIGRATIONS: list[str] = [
     """,
     # Images indexed in place: where their files are (stores/in_place_sql.py).
     IN_PLACE_MIGRATION,
+    # Image counts per (tenant, status), kept by triggers (stores/image_counts_sql.py).
+    IMAGE_COUNTS_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -355,16 +359,9 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = %s LIMIT 1", (sha256,)))
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            clauses.append("status = %s")
-            params.append(int(status))
-        if tenant is not None:
-            clauses.append("tenant = %s")
-            params.append(tenant)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return int(self._query(f"SELECT COUNT(*) AS n FROM images{where}", params)[0]["n"])
+        # maintained by triggers: a few rows, not a scan of every image
+        sql, params = count_query(None if status is None else int(status), tenant, "%s")
+        return int(self._query(sql, params)[0]["n"])
 
     def image_ids_with_status(self, status: IndexingStatus) -> set[str]:
         rows = self._query("SELECT image_id FROM images WHERE status = %s", (int(status),))

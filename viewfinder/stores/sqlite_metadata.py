@@ -14,6 +14,8 @@ from typing import Any
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
+from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
+from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import InPlaceFilesSql
 
@@ -74,6 +76,8 @@ MIGRATIONS: list[str] = [
     """,
     # Images indexed in place: where their files are (stores/in_place_sql.py).
     IN_PLACE_MIGRATION,
+    # Image counts per (tenant, status), kept by triggers (stores/image_counts_sql.py).
+    IMAGE_COUNTS_MIGRATION,
 ]
 
 _IMAGE_COLUMNS = (
@@ -129,6 +133,18 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
     )
 
 
+def _statements(script: str) -> list[str]:
+    """The statements of a migration, trigger bodies (with their own `;`) kept whole."""
+    statements, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \n;"):
+                statements.append(current)
+            current = ""
+    return statements
+
+
 class SqliteMetadataStore(InPlaceFilesSql):
     """The embedded metadata store."""
 
@@ -172,9 +188,8 @@ class SqliteMetadataStore(InPlaceFilesSql):
                     f"Viewfinder understands ({len(MIGRATIONS)}); upgrade Viewfinder"
                 )
             for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number + 1}")
 
     def schema_version(self) -> int:
@@ -302,16 +317,9 @@ class SqliteMetadataStore(InPlaceFilesSql):
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(int(status))
-        if tenant is not None:
-            clauses.append("tenant = ?")
-            params.append(tenant)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return int(self._query(f"SELECT COUNT(*) FROM images{where}", params)[0][0])
+        # maintained by triggers: a few rows, not a scan of every image
+        sql, params = count_query(None if status is None else int(status), tenant)
+        return int(self._query(sql, params)[0][0])
 
     def image_ids_with_status(self, status: IndexingStatus) -> set[str]:
         rows = self._query("SELECT image_id FROM images WHERE status = ?", (int(status),))

@@ -125,3 +125,28 @@ def test_lookups_by_id_take_the_primary_key(store: SqliteMetadataStore, tmp_path
         assert "images_by_tenant" not in plan, (sql, plan)
         assert "sqlite_autoindex_images_1" in plan, (sql, plan)
     check.close()
+
+
+def test_counts_of_an_older_database_are_filled_by_the_migration(tmp_path: Path) -> None:
+    from viewfinder.stores.image_counts_sql import SQLITE_MIGRATION
+
+    path = tmp_path / "old.db"
+    before = MIGRATIONS.index(SQLITE_MIGRATION)
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:before]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {before}")
+    conn.executemany(
+        "INSERT INTO images (image_id, tenant, status, upload_ts, metadata, sha256) "
+        "VALUES (?, ?, ?, 1.0, '{}', 'x')",
+        [(f"i{n}", "ab"[n % 2], n % 3) for n in range(30)],
+    )
+    conn.commit()
+    conn.close()
+    store = SqliteMetadataStore(path)
+    store.migrate()
+    assert store.count_images() == 30
+    assert store.count_images(IndexingStatus(1), "a") == 5
+    store.insert_images([ImageRecord("new", "a", IndexingStatus.QUEUED, 2.0, {})])
+    assert store.count_images(tenant="a") == 16
+    store.close()
