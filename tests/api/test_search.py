@@ -40,6 +40,7 @@ def test_search_ranks_and_scores(
         "image_metadata",
         "upload_timestamp",
         "score",
+        "file_name",  # extension: the file part's name
     }
 
 
