@@ -51,6 +51,17 @@ def jpeg_bytes(colour: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -
     return buf.getvalue()
 
 
+# the model cache, once per session ------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """VIEWFINDER_CACHE_DIR for every test and the processes they start: one per session,
+    never the user's own; the built-in model is built into it at most once."""
+    path = tmp_path_factory.getbasetemp() / "model-cache"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VIEWFINDER_CACHE_DIR", str(path))
+        yield path
+
+
 # backing services, once per session ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

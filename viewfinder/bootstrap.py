@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from .config import Settings
@@ -107,3 +108,13 @@ def worker_options(settings: Settings) -> WorkerOptions:
         retry_delay_s=settings.retry_delay_s,
         poll_interval_s=settings.poll_interval_s,
     )
+
+
+def warm_up(embedder: Embedder) -> float:
+    """Load every part of a model that loads on first use (the built-in model's towers, built
+    once into the model cache if needed); returns the seconds it took."""
+    started = time.perf_counter()
+    load = getattr(embedder, "warm_up", None)  # reached through the pool's BoundedEmbedder
+    if callable(load):
+        load()
+    return time.perf_counter() - started

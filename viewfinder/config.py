@@ -6,6 +6,8 @@ environment anywhere else.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path("viewfinder-data"),
-        description="Directory holding the database, image bytes, vectors and model cache.",
+        description="Directory holding the database, image bytes, vectors and pulled models.",
+    )
+    cache_dir: Path | None = Field(
+        None,
+        description="Where models built once per machine and user are kept, shared by every "
+        "data directory (default: the user cache directory, e.g. `~/.cache/viewfinder`; "
+        "unwritable: a temporary one).",
     )
     host: str = Field("127.0.0.1", description="Address `viewfinder serve` listens on.")
     port: int = Field(8000, description="Port `viewfinder serve` listens on.")
@@ -84,9 +92,10 @@ class Settings(BaseSettings):
         description="Milvus credentials for `milvus://` URLs: `user:password` or an API key.",
     )
     milvus_index_type: str = Field(
-        "FLAT",
-        description="Index type of new Milvus collections: `FLAT` (exact, same results as the "
-        "embedded index), `HNSW` or `AUTOINDEX` (approximate, faster past millions).",
+        "HNSW",
+        description="Index type of new Milvus collections: `HNSW` (a graph over sealed "
+        "segments: fast at millions, recall@10 about 0.98+), `FLAT` (exact, same results as "
+        "the embedded index's scans) or `AUTOINDEX`.",
     )
     secret_key: str | None = Field(
         None,
@@ -223,3 +232,19 @@ class Settings(BaseSettings):
     def resolved_vector_url(self) -> str:
         """The vector index URL, defaulting into the data directory."""
         return self.vector_url or f"exact://{(self.data_dir / 'vectors.db').resolve()}"
+
+    def resolved_cache_dir(self) -> Path:
+        """The model cache directory, defaulting to the platform's user cache directory."""
+        return (self.cache_dir or user_cache_dir()).expanduser()
+
+
+def user_cache_dir(app: str = "viewfinder") -> Path:
+    """The platform's per-user cache directory for `app` (as the `platformdirs` package has it)."""
+    home = Path.home()
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        return (Path(local) if local else home / "AppData" / "Local") / app / "Cache"
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / app
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else home / ".cache") / app

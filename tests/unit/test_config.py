@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,20 @@ def test_settings_table_matches_code() -> None:
     from viewfinder.cli.app import settings_table
 
     assert settings_table() in README.read_text(), "run `viewfinder settings` and paste it"
+
+
+def test_the_model_cache_defaults_to_the_user_cache_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("VIEWFINDER_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    from viewfinder.config import user_cache_dir
+
+    if sys.platform.startswith("linux"):
+        assert user_cache_dir() == tmp_path / "xdg" / "viewfinder"
+        monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+        assert user_cache_dir() == tmp_path / "home" / ".cache" / "viewfinder"
+    assert Settings(data_dir=tmp_path / "a").resolved_cache_dir() == user_cache_dir()
+    monkeypatch.setenv("VIEWFINDER_CACHE_DIR", str(tmp_path / "mine"))
+    assert Settings().resolved_cache_dir() == tmp_path / "mine"

@@ -19,6 +19,7 @@ from .deps import AppContext
 from .docs import install_docs
 from .errors import install_error_handlers
 from .middleware import EdgeMiddleware
+from .openapi import install_openapi
 from .ratelimit import RateLimiter
 from .routes import files_router, router
 from .upload_form import UploadRules
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(files_router)
     install_web(app, settings)
     install_docs(app)
+    install_openapi(app)
 
     app.add_middleware(
         EdgeMiddleware,

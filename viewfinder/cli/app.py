@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -26,6 +27,27 @@ def require_data(settings: Settings) -> None:
             "(`viewfinder index PATH`), pass the right --data-dir (or VIEWFINDER_DATA_DIR), "
             "or ask a server with --server URL"
         )
+
+
+def show_model_progress() -> None:
+    """Let the built-in model's build progress reach stderr (off a terminal it is log lines;
+    on one, a progress bar) when the command has configured no logging of its own."""
+    log = logging.getLogger("viewfinder.embedders.builtin")
+    log.setLevel(logging.INFO)
+    if not logging.getLogger().handlers and not log.handlers:
+        log.addHandler(_StderrHandler())
+        log.propagate = False
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever `sys.stderr` is at the time (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{record.getMessage()}\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
 
 
 def fail(exc: ViewfinderError) -> NoReturn:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 import click
 
 from ..errors import AuthenticationError, ViewfinderError
-from .app import data_dir_option, fail, require_data, settings_from
+from .app import data_dir_option, fail, require_data, settings_from, show_model_progress
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -96,6 +96,7 @@ def open_backend(
         )
     from ..local_client import LocalClient
 
+    show_model_progress()
     settings = settings_from(data_dir=data_dir, model=model)
     if must_exist:
         require_data(settings)

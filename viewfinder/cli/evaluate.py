@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import ViewfinderError
-from .app import cli, fail, settings_from
+from .app import cli, fail, settings_from, show_model_progress
 
 
 @cli.command("eval")
@@ -20,10 +20,12 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
     """Evaluate retrieval on FOLDER (images/ + captions.jsonl): Recall@1/5/10, median rank.
 
     Images are indexed through the server's own upload and worker code into a temporary data
-    directory (the model cache of VIEWFINDER_DATA_DIR is reused); every caption is a query.
+    directory (the model cache, VIEWFINDER_CACHE_DIR, is reused); every caption is a query.
+    The indexing speed counts decoding, embedding and storing, not loading the model.
     """
     from ..eval_runner import run_eval
 
+    show_model_progress()
     base = settings_from(model=model)
     with tempfile.TemporaryDirectory(prefix="viewfinder-eval-") as tmp:
         settings = base.model_copy(
@@ -47,6 +49,7 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
         "recall_at_10": round(m.recall_at_10, 2),
         "median_rank": m.median_rank,
         "indexing_images_per_s": round(report.images_per_s, 2),
+        "model_load_s": round(report.load_s, 2),
         "query_ms": round(report.query_ms, 2),
         "failed_images": report.failed,
         "calibration": [
@@ -62,6 +65,7 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
     click.echo(f"Recall@1/5/10    {m.recall_at_1:.1f} / {m.recall_at_5:.1f} / {m.recall_at_10:.1f}")
     click.echo(f"median rank      {m.median_rank:g}")
     click.echo(f"indexing         {report.images_per_s:.1f} images/s (decode + embed + commit)")
+    click.echo(f"model load       {report.load_s:.1f} s (not counted above)")
     click.echo(f"query            {report.query_ms:.1f} ms (embed + rank)")
     if report.failed:
         click.echo(f"failed images    {report.failed}")

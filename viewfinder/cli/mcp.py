@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import click
 
 from ..errors import ViewfinderError
 from .app import cli, fail
-from .backend import backend_options
+from .backend import backend_options, open_backend
+
+if TYPE_CHECKING:
+    from ..local_client import LocalClient
 
 
 @cli.command()
@@ -27,15 +36,37 @@ def mcp(
     """
     import anyio
 
+    from ..loading_backend import LoadingBackend
     from ..mcp_server import serve_stdio
-    from .backend import open_backend
 
     # stdout carries the protocol: every log line must go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("viewfinder.embedders.builtin", "viewfinder.loading_backend"):
+        logging.getLogger(name).setLevel(logging.INFO)  # the model's build and readiness
     try:
-        with open_backend(server, api_key, data_dir, tenant, model, background=True) as backend:
-            anyio.run(serve_stdio, backend)
+        if server:  # nothing to load: open it here, so a wrong option fails at once
+            with open_backend(server, api_key, data_dir, tenant, model) as client:
+                anyio.run(serve_stdio, client)
+            return
+        if api_key:
+            raise click.UsageError("--api-key needs --server URL (or VIEWFINDER_SERVER)")
+        # A host waits seconds, not minutes, for `initialize`: answer while the data directory
+        # and its model load in the background; a tool call waits for them.
+        opener = functools.partial(_open_local, data_dir, tenant, model)
+        with LoadingBackend(opener, what="the model and the data directory") as loading:
+            # the tools reach the LocalClient's calls through it, once it is open
+            anyio.run(serve_stdio, cast("LocalClient", loading))
     except ViewfinderError as exc:
         fail(exc)
     except KeyboardInterrupt:
         pass
+
+
+@contextmanager
+def _open_local(data_dir: Path | None, tenant: str, model: str | None) -> Iterator[LocalClient]:
+    """The data directory with its model loaded (built, on a machine's first start)."""
+    from ..bootstrap import warm_up
+
+    with open_backend(None, None, data_dir, tenant, model, background=True) as local:
+        warm_up(local.service.embedder)  # type: ignore[union-attr]
+        yield local  # type: ignore[misc]

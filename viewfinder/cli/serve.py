@@ -34,7 +34,7 @@ def serve(
     import uvicorn
 
     from ..api.app import create_app
-    from ..bootstrap import blob_sweeper, build_service, worker_options
+    from ..bootstrap import blob_sweeper, build_service, warm_up, worker_options
     from ..domain.keys import KeyRing
     from ..indexing.worker import WorkerPool
     from ..stores.factory import is_multi_process
@@ -47,6 +47,8 @@ def serve(
         service = build_service(settings)
         # on shared stores other processes hold leases: let them expire, never release them
         service.start(single_process=not is_multi_process(settings))
+        # before the first request; on a machine's first start this builds the model, once
+        warm_up(service.embedder)
     except ViewfinderError as exc:
         fail(exc)
     if is_multi_process(settings) and not settings.secret_key:

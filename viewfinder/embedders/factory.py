@@ -11,8 +11,9 @@ from .base import Embedder
 
 # the built-in model's names and their text towers
 BUILTIN_TEXT_MODELS = {"builtin": "minilm", "builtin-multilingual": "e5"}
-# `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down
-FAKE_MODEL = re.compile(r"fake(\d*)(?::([0-9.]+))?")
+# `fake`, `fake64`: test models of dimension 32 / 64; `:SECONDS` slows each image down;
+# `:SECONDS:LOAD_SECONDS` also makes loading it (`warm_up`) take that long
+FAKE_MODEL = re.compile(r"fake(\d*)(?::([0-9.]+)(?::([0-9.]+))?)?")
 
 
 def load_embedder(settings: Settings) -> Embedder:
@@ -23,12 +24,22 @@ def load_embedder(settings: Settings) -> Embedder:
         from .fake import FakeEmbedder
 
         dim = int(fake.group(1) or 32)
-        return FakeEmbedder(dim=dim, model_id=f"fake-{dim}", delay_s=float(fake.group(2) or 0))
+        return FakeEmbedder(
+            dim=dim,
+            model_id=f"fake-{dim}",
+            delay_s=float(fake.group(2) or 0),
+            load_s=float(fake.group(3) or 0),
+        )
     if name in BUILTIN_TEXT_MODELS:
-        from .builtin import BuiltinEmbedder
+        from .builtin import BuiltinEmbedder, ModelCache
 
+        # one cache per machine and user; a data dir's own (earlier versions) is read too
+        cache = ModelCache(
+            settings.resolved_cache_dir() / "builtin",
+            also_read=[settings.data_dir / "models" / "builtin"],
+        )
         return BuiltinEmbedder(
-            settings.data_dir / "models" / "builtin",
+            cache,
             text_model=BUILTIN_TEXT_MODELS[name],
             intra_op_threads=settings.intra_op_threads,
         )

@@ -30,11 +30,21 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 class FakeEmbedder:
     """Deterministic stand-in for a real model (dimension 32)."""
 
-    def __init__(self, dim: int = 32, model_id: str = "fake-32", delay_s: float = 0.0) -> None:
+    def __init__(
+        self, dim: int = 32, model_id: str = "fake-32", delay_s: float = 0.0, load_s: float = 0.0
+    ) -> None:
         self._dim = dim
         self._model_id = model_id
         self._delay_s = delay_s  # per image: lets crash tests catch indexing mid-way
+        self._load_s = load_s  # `warm_up` takes this long once, as a real model's first load
         self.images_embedded = 0
+        self.warmed_up = False
+
+    def warm_up(self) -> None:
+        """Stand in for loading a model: sleeps `load_s` the first time."""
+        if not self.warmed_up:
+            time.sleep(self._load_s)
+            self.warmed_up = True
 
     @property
     def model_id(self) -> str:

