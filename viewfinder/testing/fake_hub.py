@@ -59,12 +59,16 @@ class HubRepo:
     repo_id: str
     commit: str
     files: dict[str, HubFile]
+    no_checksum: set[str] = field(default_factory=set)  # listed without blob id or LFS info
 
     def info(self) -> dict[str, object]:
         """The JSON of GET /api/models/{repo_id}?blobs=true."""
         siblings = []
         for path, f in sorted(self.files.items()):
             sibling: dict[str, object] = {"rfilename": path, "size": len(f.data)}
+            if path in self.no_checksum:
+                siblings.append(sibling)
+                continue
             sibling["blobId"] = f.git_oid
             if f.lfs:
                 sibling["lfs"] = {

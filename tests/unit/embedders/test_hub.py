@@ -350,3 +350,14 @@ def test_a_model_pulled_without_its_weights_is_completed(
         "visual/model.onnx_data"
     }
     assert OnnxClipEmbedder(resolve_model(BIG, data)).dim == 16
+
+
+def test_a_file_the_hub_gives_no_checksum_for_is_refused_if_needed(
+    hub: FakeHub, data: Path, big: Path
+) -> None:
+    repo = hub.add_repo(BIG, big, extra={"README.md": b"# card\n"})
+    repo.no_checksum.add("README.md")  # not needed: no matter
+    assert pull(hub, data, name=BIG).downloaded > 0
+    repo.no_checksum.add("textual/text_proj")  # a weight file the graph names
+    with pytest.raises(ConfigurationError, match="no size or checksum for .*textual/text_proj"):
+        pull(hub, data, name=BIG, force=True)
