@@ -30,10 +30,10 @@ from .client._waiting import indexing_timeout, still_queued
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .api.web import ThumbnailCache
     from .config import Settings
     from .domain.in_place import InPlaceReport
     from .domain.records import ImageRecord
+    from .domain.thumbnails import ThumbnailCache
 
 
 # most unneeded image files one `close` looks at, so that a command exits promptly
@@ -226,7 +226,7 @@ class LocalClient:
         return self._thumbnails().get(self.service, record, size)
 
     def _thumbnails(self) -> ThumbnailCache:
-        from .api.web import ThumbnailCache
+        from .domain.thumbnails import ThumbnailCache
 
         return ThumbnailCache(self.settings.data_dir / "thumbnails", self.settings.max_pixels)
 
