@@ -215,3 +215,27 @@ def test_milvus_urls() -> None:
     for bad in ("milvus-lite:///var/lib/vf/vectors", "milvus:///x", "milvus://h/bad-name"):
         with pytest.raises(ConfigurationError):
             parse_url(bad)
+
+
+@pytest.mark.parametrize("backend", [b for b in VECTOR_BACKENDS if b != "exact"])
+def test_milvus_collections_get_hnsw_and_a_tenant_partition_key(
+    backend: str, vector_url_factory: Callable[[str], str]
+) -> None:
+    """By default a new collection is indexed by HNSW and partitioned by tenant; the setting
+    picks another index type."""
+    from viewfinder.config import Settings
+
+    url = vector_url_factory(backend)
+    for setting, want in ((None, "HNSW"), ("FLAT", "FLAT")):
+        settings = Settings() if setting is None else Settings(milvus_index_type=setting)
+        index = open_vectors(url, settings=settings)
+        try:
+            index.reset("m", 8) if setting else index.open("m", 8)
+            client, name = index._client, index.name  # type: ignore[attr-defined]
+            assert client.describe_index(name, "vector")["index_type"] == want
+            fields = {f["name"]: f for f in client.describe_collection(name)["fields"]}
+            assert fields["tenant"].get("is_partition_key") is True
+            index.upsert(["a", "b"], ["t", "u"], vecs(2))
+            assert [i for i, _ in index.search("t", vecs(2)[0], 5)] == ["a"]
+        finally:
+            index.close()
