@@ -7,6 +7,8 @@ directory in this process); `viewfinder mcp` picks one and serves them over stdi
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
@@ -15,22 +17,30 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import Field
 
-from .errors import ConfigurationError, ViewfinderError
+from .errors import ConfigurationError, IndexingTimeout, ViewfinderError
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client import Client, Image, SearchResult
     from .local_client import LocalClient
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+# What a score means, said once for the instructions and the tool descriptions.
+SCORES = (
+    "Scores are calibrated confidences in [0, 1] that the image matches: 0.5 means as likely a "
+    "match as not, above 0.5 more likely than not, near 1 almost certainly; results below "
+    "0.5 are usually other pictures ranked by resemblance."
+)
 INSTRUCTIONS = (
     "Viewfinder is a natural-language image search engine over the user's own images. "
     "Use search_images with a description of what should be in the picture (e.g. 'a red car "
-    "at night'); scores are calibrated confidences in [0, 1]. upload_image adds a picture from "
-    "a local path or an http(s) URL and, by default, waits until it is searchable."
+    f"at night'); its results carry thumbnails, so you can look at what was found. {SCORES} "
+    "upload_image adds a picture from a local path or an http(s) URL and, by default, waits "
+    "until it is searchable."
 )
+THUMBNAIL_PX = 256  # long side of the thumbnails search results carry
 
 
 def _mcp_server_classes() -> tuple[Any, type[Exception]]:
@@ -54,30 +64,50 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
     import anyio
 
     server_class, tool_error = _mcp_server_classes()
+    import mcp.types as types  # installed: checked just above
+
     server = server_class(name="viewfinder", instructions=INSTRUCTIONS)
 
     async def call(fn: Callable[[], _T]) -> _T:
         # The backends block (HTTP, SQLite, the model): keep the event loop free for pings.
         try:
             return await anyio.to_thread.run_sync(fn)
+        except IndexingTimeout:
+            raise  # the caller answers with the image as it is
         except ViewfinderError as exc:
             raise tool_error(exc.message) from exc
 
-    @server.tool()
     async def search_images(
         query: Annotated[str, Field(description='What the image shows, e.g. "dogs in snow".')],
         max_results: Annotated[int, Field(ge=1, le=200, description="How many, best first.")] = 10,
         threshold: Annotated[
             float | None,
-            Field(ge=0, le=1, description="Drop results scoring below this confidence."),
+            Field(
+                ge=0,
+                le=1,
+                description="Drop results scoring below this confidence (0.5: keep only "
+                "those as likely a match as not, or likelier).",
+            ),
         ] = None,
-    ) -> list[dict[str, Any]]:
-        """Find images matching a natural-language description, best first; each result has
-        a score, a calibrated confidence in [0, 1]."""
+        thumbnails: Annotated[
+            bool, Field(description="Attach each result's thumbnail, to look at it.")
+        ] = True,
+    ) -> Any:
         hits = await call(
             lambda: backend.search(query, max_results=max_results, threshold=threshold)
         )
-        return [asdict(h) for h in hits]
+        results = [asdict(h) for h in hits]
+        shown = await call(lambda: _thumbnails(backend, hits)) if thumbnails else {}
+        return search_result(types, results, shown)
+
+    search_images.__doc__ = (
+        "Find images matching a natural-language description, best first, each with its "
+        f"thumbnail (unless thumbnails=false). {SCORES}"
+    )
+    # Declared here, where the installed mcp's types are known: structured results (the
+    # list of hits) plus content blocks (the thumbnails) in one answer.
+    search_images.__annotations__["return"] = Annotated[types.CallToolResult, list[dict[str, Any]]]
+    server.tool()(search_images)
 
     @server.tool()
     async def upload_image(
@@ -107,13 +137,18 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
         if result.failed:
             raise tool_error(f"upload refused: {result.error}")
         if wait:
-            images = await call(lambda: backend.wait_until_indexed([result.image_id], 60.0))
-            return asdict(images[0])
+            try:
+                images = await call(lambda: _wait(backend, result.image_id))
+                return asdict(images[0])
+            except IndexingTimeout:
+                pass  # stored, still queued: the image says so (indexing_status 1)
         return asdict(await call(lambda: backend.get_image(result.image_id)))
 
     @server.tool()
     async def get_image(image_id: str) -> dict[str, Any]:
-        """One image: its indexing status, size, metadata and URL."""
+        """One image: its indexing status (0 stored, 1 queued, 2 indexed and searchable,
+        3 failed, with the reason in error), size, metadata and URL (a file:// link when the
+        server is a local data directory)."""
         return asdict(await call(lambda: backend.get_image(image_id)))
 
     @server.tool()
@@ -130,6 +165,35 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
         return asdict(await call(lambda: backend.delete_image(image_id)))
 
     return server
+
+
+def _wait(backend: Client | LocalClient, image_id: str) -> list[Image]:
+    return backend.wait_until_indexed([image_id], 60.0)
+
+
+def _thumbnails(backend: Client | LocalClient, hits: list[SearchResult]) -> dict[str, bytes]:
+    """JPEG thumbnails of the hits, by image id; one that cannot be made is left out."""
+    shown: dict[str, bytes] = {}
+    for hit in hits:
+        try:
+            shown[hit.image_id] = backend.thumbnail(hit.image_id, THUMBNAIL_PX)
+        except ViewfinderError as exc:  # e.g. a file indexed in place, moved since
+            log.info("no thumbnail for %s: %s", hit.image_id, exc.message)
+    return shown
+
+
+def search_result(types: Any, results: list[dict[str, Any]], shown: dict[str, bytes]) -> Any:
+    """A tool result with the hits as structured content and as text, and after each hit's
+    line its thumbnail as image content (`types`: the installed `mcp.types`)."""
+    content: list[Any] = [types.TextContent(type="text", text=json.dumps(results, indent=2))]
+    for rank, hit in enumerate(results, start=1):
+        name = hit.get("file_name") or hit["image_metadata"].get("file_name") or ""
+        line = f"{rank}. {hit['image_id']} {name} score {hit['score']:.2f}".replace("  ", " ")
+        content.append(types.TextContent(type="text", text=line))
+        if hit["image_id"] in shown:
+            data = base64.b64encode(shown[hit["image_id"]]).decode("ascii")
+            content.append(types.ImageContent(type="image", data=data, mimeType="image/jpeg"))
+    return types.CallToolResult(content=content, structuredContent={"result": results})
 
 
 async def serve_stdio(backend: Client | LocalClient) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import anyio
 import pytest
+from PIL import Image as PILImage
 
 from tests.conftest import png_bytes
 from tests.e2e.server import Server, cli
@@ -62,9 +67,18 @@ def _run(args: list[str], scenario: Any) -> None:
     anyio.run(_session_run, args, scenario)
 
 
+def _thumbnails(result: Any) -> list[PILImage.Image]:
+    """The images a tool result carries as image content."""
+    blocks = [c for c in result.content if c.type == "image"]
+    assert all(getattr(c, "mime_type", getattr(c, "mimeType", "")) == "image/jpeg" for c in blocks)
+    return [PILImage.open(io.BytesIO(base64.b64decode(c.data))) for c in blocks]
+
+
 async def _exercise(session: Any, pictures: Path) -> None:
     tools = await session.list_tools()
     assert {t.name for t in tools.tools} >= TOOLS
+    search = next(t for t in tools.tools if t.name == "search_images")
+    assert "0.5 means as likely a match as not" in search.description  # what a score means
 
     red = _payload(
         await session.call_tool(
@@ -74,8 +88,19 @@ async def _exercise(session: Any, pictures: Path) -> None:
     assert red["indexing_status"] == 2 and red["metadata"]["file_name"] == "red.png"
     blue = _payload(await session.call_tool("upload_image", {"source": str(pictures / "blue.png")}))
 
-    hits = _payload(await session.call_tool("search_images", {"query": "red", "max_results": 2}))
+    found = await session.call_tool("search_images", {"query": "red", "max_results": 2})
+    hits = _payload(found)
     assert [h["image_id"] for h in hits][0] == red["image_id"]
+    # each hit's thumbnail comes with it, best first: the agent can look at what it found
+    first, second = _thumbnails(found)
+    assert first.format == "JPEG" and first.size == (64, 48)  # never upscaled
+    assert first.getpixel((32, 24))[0] > 200 and second.getpixel((32, 24))[2] > 200
+    lines = [c.text for c in found.content if c.type == "text"]
+    assert any(line.startswith(f"1. {red['image_id']}") for line in lines)
+    plain = await session.call_tool(
+        "search_images", {"query": "red", "max_results": 2, "thumbnails": False}
+    )
+    assert _thumbnails(plain) == [] and _payload(plain) == hits
     assert 0.0 <= hits[0]["score"] <= 1.0 and hits[0]["image_metadata"]["caption"] == "r"
     strict = _payload(await session.call_tool("search_images", {"query": "red", "threshold": 0.9}))
     assert [h["image_id"] for h in strict] == [red["image_id"]]
@@ -107,6 +132,11 @@ def test_tools_over_a_local_data_directory(tmp_path: Path, pictures: Path) -> No
 
     async def scenario(session: Any) -> None:
         await _exercise(session, pictures)
+        # local: image_url is a file:// link to the stored bytes
+        (blue,) = _payload(await session.call_tool("list_images", {}))
+        assert blue["image_url"].startswith("file://")
+        stored = Path(url2pathname(urlparse(blue["image_url"]).path))
+        assert stored.read_bytes() == (pictures / "blue.png").read_bytes()
 
     _run(["--data-dir", str(data_dir)], scenario)
     assert (data_dir / "viewfinder.db").exists()
