@@ -371,11 +371,16 @@ function renderUploads() {
   const running = batch.done < batch.total;
   const sent = batch.jobs.reduce((sum, job) => sum + job.loaded, 0);
   $("upload-progress").value = running ? Math.min(99, Math.floor((100 * sent) / batch.bytes)) : 100;
-  const summary = $("upload-summary");
-  summary.replaceChildren(running
+  const text = running
     ? `Uploading ${batch.total} file${batch.total === 1 ? "" : "s"}: ${batch.done} done`
-    : `${batch.total - batch.failed} of ${batch.total} uploaded`);
-  if (batch.failed) summary.append(" · ", el("span", { class: "error", text: `${batch.failed} failed` }));
+    : `${batch.total - batch.failed} of ${batch.total} uploaded`;
+  const summary = $("upload-summary");
+  const key = `${text}|${batch.failed}`;
+  if (summary.dataset.shown !== key) {  // progress events come often; announce changes only
+    summary.dataset.shown = key;
+    summary.replaceChildren(text);
+    if (batch.failed) summary.append(" · ", el("span", { class: "error", text: `${batch.failed} failed` }));
+  }
   $("upload-dismiss").hidden = running;
 }
 
