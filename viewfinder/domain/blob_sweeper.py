@@ -30,6 +30,9 @@ from .ports import BlobStore, MetadataStore
 
 log = logging.getLogger(__name__)
 
+# Leftovers of interrupted writes are removed once at least this old (and past the grace).
+PARTIAL_MIN_AGE_S = 3600.0
+
 
 @dataclass(frozen=True)
 class SweepOptions:
@@ -70,7 +73,8 @@ class BlobSweeper:
     def sweep_once(self, *, now: float | None = None, limit: int | None = None) -> SweepReport:
         """Remove the bytes unneeded since before `now` minus the grace period (at most `limit`
         candidates are looked at); a store failure ends the pass early, losing nothing."""
-        cutoff = (self._clock() if now is None else now) - self.options.grace_s
+        now = self._clock() if now is None else now
+        cutoff = now - self.options.grace_s
         removed = kept = 0
         left = limit
         while left is None or left > 0:
@@ -85,7 +89,8 @@ class BlobSweeper:
                 left -= len(candidates)
             if len(candidates) < size:
                 break
-        partial = self.blobs.sweep_partial(cutoff)
+        # a write in progress is never that old, whatever the grace period
+        partial = self.blobs.sweep_partial(min(cutoff, now - PARTIAL_MIN_AGE_S))
         if removed or partial:
             log.info("removed %d unreferenced image files and %d partial writes", removed, partial)
         return SweepReport(removed=removed, kept=kept, partial=partial)
