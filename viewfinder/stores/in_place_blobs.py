@@ -55,8 +55,9 @@ class InPlaceBlobStore:
         raise NotFound("image bytes not found")
 
     def exists(self, sha256: str) -> bool:
-        """Held by the inner store, or a file indexed in place with these bytes is there."""
-        return self.inner.exists(sha256) or self.local_path(sha256) is not None
+        """Whether the inner store holds a copy. Files indexed in place do not count: a
+        caller deciding whether to store bytes must not rely on a file the user may delete."""
+        return self.inner.exists(sha256)
 
     def delete(self, sha256: str) -> None:
         """Delete the inner store's copy; files indexed in place are never deleted."""

@@ -28,7 +28,8 @@ def test_reads_the_users_file_and_never_deletes_it(tmp_path: Path) -> None:
     inner = LocalBlobStore(tmp_path / "blobs")
     blobs = InPlaceBlobStore(inner, lambda s: known if s == sha else [])
 
-    assert blobs.get(sha) == b"cat bytes" and blobs.exists(sha)
+    assert blobs.get(sha) == b"cat bytes"
+    assert not blobs.exists(sha)  # not a copy of the store's: an upload stores its own
     assert blobs.local_path(sha) == photo
     blobs.delete(sha)  # what a delete or the sweeper does: the user's file stays
     assert photo.read_bytes() == b"cat bytes"
