@@ -46,3 +46,17 @@ def test_eval_text_output_and_bad_folder(tmp_path: Path) -> None:
     (folder / "captions.jsonl").write_text("{nope\n")
     bad = CliRunner().invoke(cli, ["eval", str(folder), "--model", "fake"], env=env)
     assert bad.exit_code == 2 and "not JSON" in bad.output
+
+
+def test_eval_speed_leaves_out_loading_the_model(tmp_path: Path) -> None:
+    folder = _folder(tmp_path / "set")
+    result = CliRunner().invoke(
+        cli,
+        ["eval", str(folder), "--model", "fake:0:2", "--json"],  # the model takes 2 s to load
+        env={"VIEWFINDER_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["model_load_s"] >= 2.0
+    # 4 images indexed in well under the load time: the rate does not count the load
+    assert figures["images"] / figures["indexing_images_per_s"] < 1.5
