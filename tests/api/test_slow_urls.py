@@ -58,10 +58,10 @@ def test_slow_urls_do_not_stall_other_requests(
                     None, server.wait_in_flight, settings.fetch_threads
                 )
                 started = time.monotonic()
-                status = await asyncio.wait_for(c.get("/v1/status"), timeout=3.0)
+                status = await asyncio.wait_for(c.get("/v1/status"), timeout=5.0)
                 took = time.monotonic() - started
                 assert status.status_code == 200
-                listed = await asyncio.wait_for(c.get("/v1/images"), timeout=3.0)
+                listed = await asyncio.wait_for(c.get("/v1/images"), timeout=5.0)
                 assert listed.status_code == 200
             finally:
                 server.release.set()
@@ -69,7 +69,7 @@ def test_slow_urls_do_not_stall_other_requests(
 
     with slow_server() as server:
         took, uploads = asyncio.run(scenario(server))
-    assert took < 1.0
+    assert took < 2.0  # milliseconds normally; before the fetch pool, not before the release
     assert [r.status_code for r in uploads] == [200] * 45
     assert {r.json()["results"][0]["status"] for r in uploads} == {"queued"}
     assert server.peak == settings.fetch_threads  # fetched at once, but no more than that
@@ -95,7 +95,7 @@ def test_an_upload_answers_by_its_deadline_and_a_late_url_fails_alone(
 
     with slow_server() as server:
         took, response = asyncio.run(scenario(server))
-    assert took < 1.5
+    assert took < 2.5  # the deadline (0.5 s) and a margin for a busy machine
     assert response.status_code == 200
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["queued", "failed", "queued"]

@@ -67,7 +67,11 @@ class FetchPool:
         batch = self._start(urls)
         if batch.runners:
             waiting = [asyncio.wrap_future(f) for f in batch.runners]
-            await asyncio.wait(waiting, timeout=batch.time_left())
+            try:
+                await asyncio.wait(waiting, timeout=batch.time_left())
+            except BaseException:  # cancelled (the client went away): take no more URLs
+                batch.finish()
+                raise
             for w in waiting:
                 if not w.done():
                     w.cancel()  # cancels nothing running: the batch is told to stop below
