@@ -8,7 +8,7 @@ from pathlib import Path
 from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
-from .domain.ingest import DecodeBudget, IngestLimits
+from .domain.ingest import DecodeBudget, IngestLimits, return_freed_pixels_to_the_os
 from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
@@ -61,6 +61,7 @@ def _assemble(
         max_pixels=settings.max_pixels,
         budget=DecodeBudget(settings.decode_memory_bytes),
     )
+    return_freed_pixels_to_the_os()  # else each decoding thread keeps its last image's memory
     vector_url = settings.resolved_vector_url()
     # one pool for every model of the process: during a switch the old and new share it
     pool = InferencePool(settings.inference_slots)

@@ -7,9 +7,11 @@ been decoded, so a valid header followed by garbage is refused at ingest time.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +96,29 @@ class DecodeBudget:
             with self._cond:
                 self._used -= need
                 self._cond.notify_all()
+
+
+_M_MMAP_THRESHOLD = -3  # mallopt parameter, glibc's malloc.h
+_MMAP_FROM_BYTES = 1024 * 1024
+
+
+def return_freed_pixels_to_the_os() -> bool:
+    """Have glibc serve allocations of 1 MiB and more with mmap, so a decoded image's memory
+    goes back to the system when it is freed; returns whether that took effect.
+
+    By default glibc raises that threshold after the first large free, and later image
+    buffers land in per-thread heaps that keep the memory: with the decode budget one image
+    was decoded at a time, yet each thread that had decoded one kept it, and the process grew
+    by a budget per thread. A process-wide setting, set once by whatever builds the service.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM_BYTES))
 
 
 @dataclass(frozen=True)
@@ -290,8 +315,7 @@ def _decode_error(exc: Exception, content_type: str) -> ValidationError:
     text = str(exc)
     if "truncat" in text.lower():
         return ValidationError(
-            f"could not decode image: the {kind} file is cut short (truncated); "
-            "send the whole file"
+            f"could not decode image: the {kind} file is cut short (truncated); send the whole file"
         )
     message = (
         f"could not decode image: the file starts like a {kind} image, but its data is "
