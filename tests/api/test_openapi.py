@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from viewfinder.api.openapi import OPERATIONS
+from viewfinder.api.upload_form import MAX_URL_CHARS
 
 pytestmark = pytest.mark.embedded_only  # the document is the same on every store
 
@@ -72,7 +73,7 @@ def test_upload_metadata_is_a_json_string_with_a_schema(document: dict[str, Any]
     assert fields["metadata"]["contentSchema"] == {"$ref": "#/components/schemas/UploadMetadata"}
     assert fields["images"]["items"]["format"] == "binary"
     shape = models["UploadMetadata"]["properties"]
-    assert shape["image_urls"]["items"]["type"] == "string"
+    assert shape["image_urls"]["items"] == {"type": "string", "maxLength": MAX_URL_CHARS}
     assert shape["requests"]["items"] == {"$ref": "#/components/schemas/UploadRequestItem"}
     item = models["UploadRequestItem"]["properties"]
     assert item["metadata"]["type"] == "object"

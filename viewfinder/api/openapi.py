@@ -17,7 +17,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from ..domain.metadata_rules import MAX_DEPTH, MAX_KEY_CHARS, MAX_SAFE_INTEGER
 from . import schemas
+from .upload_form import MAX_URL_CHARS
 
 JSON = dict[str, Any]
 
@@ -95,8 +97,10 @@ _METADATA_FIELD_HELP = (
     "A JSON-encoded string whose content follows `UploadMetadata` (given here as "
     "`contentSchema`): `requests[i]` sets the indexing choice and the metadata of the i-th "
     "image (file parts first, then `image_urls`); `image_urls` adds images fetched by the "
-    "server. Metadata is a JSON object of at most a bounded size and depth, valid Unicode, "
-    "with integers within +/-(2^53 - 1); anything else answers 400 naming the field."
+    "server. An image's metadata is a JSON object nested at most "
+    f"{MAX_DEPTH} levels deep, with keys of at most {MAX_KEY_CHARS} characters, valid "
+    f"Unicode, finite numbers, integers within +/-{MAX_SAFE_INTEGER}, and at most "
+    "VIEWFINDER_MAX_METADATA_BYTES bytes as JSON; anything else answers 400 naming the field."
 )
 
 
@@ -175,6 +179,7 @@ def _describe_upload_form(models: JSON) -> None:
     metadata["contentMediaType"] = "application/json"
     metadata["contentSchema"] = {"$ref": "#/components/schemas/UploadMetadata"}
     metadata["description"] = _METADATA_FIELD_HELP
+    models["UploadMetadata"]["properties"]["image_urls"]["items"]["maxLength"] = MAX_URL_CHARS
 
 
 def _add_models(models: JSON, *types: type[BaseModel]) -> None:
