@@ -17,11 +17,17 @@ import numpy as np
 from ..errors import ConfigurationError
 
 CONNECTIVITY = 16  # graph degree: recall vs. memory (~128 bytes a vector at 16)
-EXPANSION_ADD = 64  # candidates kept while inserting: build time vs. graph quality
+EXPANSION_ADD = 48  # candidates kept while inserting: build time vs. graph quality
 _ADD_BATCH = 20000
 
 
 def _usearch() -> Any:
+    try:
+        # onnxruntime must be loaded before usearch: the other way round its import crashes
+        # the process (usearch 2.26, onnxruntime 1.2x; both are dependencies of Viewfinder)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        pass
     try:
         from usearch.index import Index
     except ImportError as exc:  # a declared dependency: only a broken install lacks it
