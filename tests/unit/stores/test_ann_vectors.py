@@ -99,3 +99,19 @@ def test_many_small_tenants_are_scanned_not_graphed(tmp_path: Path) -> None:
     got = index.search("t7", data[7], 50)
     assert {i for i, _ in got} == {f"i{k}" for k in range(7, 2000, 40)}
     index.close()
+
+
+def test_a_graph_loads_beside_the_model_runtime(tmp_path: Path) -> None:
+    """A server opens the vector index (usearch) before it loads the model (onnxruntime);
+    in that order the second import used to crash the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "from viewfinder.stores.ann_index import _usearch\n"
+        "_usearch()\n"
+        "import onnxruntime\n"
+        "print('alive')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "alive" in done.stdout, done.stderr
