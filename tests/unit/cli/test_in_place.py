@@ -11,8 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import png_bytes
+from tests.e2e.server import Server
+from tests.e2e.server import cli as run_cli
 from tests.unit.cli.runner import ENV, RED, YELLOW, as_json, invoke
 from viewfinder.cli import cli
+from viewfinder.client import Client
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -120,3 +123,14 @@ def test_search_opens_results(
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_server_serves_files_indexed_in_place(photos: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    where = ["--data-dir", str(data), "--tenant", "acme"]
+    assert invoke("index", str(photos / "red.png"), "--in-place", *where).exit_code == 0
+    key = run_cli(data, "keys", "create", "acme", env=ENV).strip()
+    with Server(data, ENV) as running, Client(running.url, key) as vf:
+        (hit,) = vf.search("red", max_results=1)
+        assert vf.download(hit) == (photos / "red.png").read_bytes()  # read from the folder
+        assert vf.thumbnail(hit.image_id, size=64)[:2] == b"\xff\xd8"
