@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 
@@ -71,6 +72,13 @@ def test_objects_are_independent(blob_store: BlobStore) -> None:
     blob_store.delete(sha(blobs[3]))
     assert [blob_store.exists(sha(d)) for d in blobs] == [n != 3 for n in range(20)]
     assert all(blob_store.get(sha(d)) == d for n, d in enumerate(blobs) if n != 3)
+
+
+def test_sweeping_partial_writes_never_touches_objects(blob_store: BlobStore) -> None:
+    data = b"a whole object"
+    blob_store.put(sha(data), data)
+    assert blob_store.sweep_partial(time.time() + 3600) == 0  # no write was interrupted
+    assert blob_store.get(sha(data)) == data
 
 
 def test_s3_missing_bucket_is_a_configuration_error(request: pytest.FixtureRequest) -> None:
