@@ -33,7 +33,7 @@ def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 
 def test_every_operation_lists_its_real_errors_with_the_envelope(document: dict[str, Any]) -> None:
     ops = operations(document)
-    assert set(ops) == set(OPERATIONS)
+    assert set(ops) == set(OPERATIONS), "list each operation's errors in api/openapi.py"
     for where, op in ops.items():
         responses = op["responses"]
         assert "422" not in responses, where  # the server answers 400, never 422

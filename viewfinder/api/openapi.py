@@ -5,12 +5,13 @@ credentials. Here each operation gets the responses the server really gives (eac
 the contract's envelope, `ErrorBody`; no 422, which the server never sends), the two ways to
 present a key (`X-Api-Key` or `Authorization: Bearer`), the image media types of the byte
 routes, and the shape of the upload's `metadata` field: a string holding JSON whose schema
-is `UploadMetadata`. An operation missing from `OPERATIONS` fails the document's build, so a
-new route cannot go undocumented.
+is `UploadMetadata`. An operation missing from `OPERATIONS` fails tests/api/test_openapi.py,
+so a new route cannot go undocumented.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from pydantic import BaseModel
 from ..domain.metadata_rules import MAX_DEPTH, MAX_KEY_CHARS, MAX_SAFE_INTEGER
 from . import schemas
 from .upload_form import MAX_URL_CHARS
+
+log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
 
@@ -126,11 +129,9 @@ def truthful(document: JSON) -> JSON:
     for path, methods in document.get("paths", {}).items():
         for method, op in methods.items():
             spec = OPERATIONS.get((method, path))
-            if spec is None:
-                raise RuntimeError(
-                    f"{method.upper()} {path} is not in viewfinder/api/openapi.py OPERATIONS: "
-                    "document the errors it answers"
-                )
+            if spec is None:  # tests/api/test_openapi.py fails on this; the server does not
+                log.warning("%s %s is missing from api/openapi.py OPERATIONS", method, path)
+                spec = Operation((500,), needs_key=path.startswith("/v1/"))
             _document(op, spec)
     _describe_upload_form(models)
     for unused in ("HTTPValidationError", "ValidationError"):
