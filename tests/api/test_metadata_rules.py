@@ -4,12 +4,14 @@ row already stored degrades instead of breaking the tenant's listing, GET and se
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import png_bytes
+from viewfinder.config import Settings
 from viewfinder.domain.records import ImageRecord, IndexingStatus
 from viewfinder.domain.service import ImageService
 from viewfinder.indexing.worker import IndexingWorker
@@ -157,3 +159,21 @@ def test_a_bad_stored_row_never_breaks_a_listing(
     assert by_id[uploaded["image_id"]] == {"caption": "good"}
     got = client.get("/v1/images/bad-row", headers=auth)
     assert got.status_code == 200 and got.json()["metadata"] == served
+
+
+@pytest.mark.embedded_only
+def test_unreadable_stored_json_never_breaks_a_listing(
+    client: TestClient, auth: dict[str, str], settings: Settings
+) -> None:
+    ok, damaged = _upload(client, auth, '{"requests": [{"metadata": {"n": 1}}]}', 2).json()[
+        "results"
+    ]
+    with sqlite3.connect(settings.data_dir / "viewfinder.db") as db:  # a row no rule checked
+        db.execute(
+            "UPDATE images SET metadata = ? WHERE image_id = ?",
+            ("[" * 5000 + "]" * 5000, damaged["image_id"]),
+        )
+    listed = client.get("/v1/images", headers=auth)
+    assert listed.status_code == 200, listed.text
+    by_id = {i["image_id"]: i["metadata"] for i in listed.json()["results"]}
+    assert by_id == {ok["image_id"]: {"n": 1}, damaged["image_id"]: {}}

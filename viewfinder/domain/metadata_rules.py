@@ -12,11 +12,14 @@ may hold (a lone surrogate, NaN, too deep a nesting), so one bad row never break
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ValidationError
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 32  # levels of objects and arrays, the metadata object itself included
 MAX_SAFE_INTEGER = 2**53 - 1  # larger integers lose digits in JavaScript and most JSON tools
@@ -127,9 +130,7 @@ def _check_scalar(node: Any, where: str) -> None:
             raise ValidationError(
                 f"{where}: text is not valid Unicode (it holds a lone surrogate)", param=where
             )
-    elif isinstance(node, _OutOfRange) or (
-        isinstance(node, int) and abs(node) > MAX_SAFE_INTEGER
-    ):
+    elif isinstance(node, _OutOfRange) or (isinstance(node, int) and abs(node) > MAX_SAFE_INTEGER):
         raise ValidationError(
             f"{where}: integers must lie within ±{MAX_SAFE_INTEGER} (2**53-1); "
             "send larger ones as text",
@@ -143,6 +144,17 @@ def _check_scalar(node: Any, where: str) -> None:
             f"{where}: values must be text, numbers, true, false, null, objects or arrays",
             param=where,
         )
+
+
+def load_stored_metadata(text: str) -> dict[str, Any]:
+    """A stored row's metadata JSON, servable (see `servable_metadata`); never raises, so one
+    row a store decodes cannot fail a whole listing or search. Unreadable JSON reads as {}."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        log.warning("a stored row holds unreadable metadata JSON; serving it as {}")
+        return {}
+    return servable_metadata(value)
 
 
 def servable_metadata(value: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError, Unavailable
@@ -111,7 +112,7 @@ def _record(row: dict[str, Any]) -> ImageRecord:
         tenant=row["tenant"],
         status=IndexingStatus(row["status"]),
         upload_timestamp=row["upload_ts"],
-        metadata=json.loads(row["metadata"]),
+        metadata=load_stored_metadata(row["metadata"]),  # a bad row never fails a read
         sha256=row["sha256"],
         content_type=row["content_type"],
         size_bytes=row["size_bytes"],

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
 from ..errors import ConfigurationError
@@ -93,7 +94,7 @@ def _record(row: sqlite3.Row) -> ImageRecord:
         tenant=row["tenant"],
         status=IndexingStatus(row["status"]),
         upload_timestamp=row["upload_ts"],
-        metadata=json.loads(row["metadata"]),
+        metadata=load_stored_metadata(row["metadata"]),  # a bad row never fails a read
         sha256=row["sha256"],
         content_type=row["content_type"],
         size_bytes=row["size_bytes"],

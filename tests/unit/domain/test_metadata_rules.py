@@ -9,6 +9,7 @@ from viewfinder.domain.metadata_rules import (
     MAX_DEPTH,
     MetadataLimits,
     check_metadata,
+    load_stored_metadata,
     parse_json,
     servable_metadata,
     servable_text,
@@ -72,3 +73,11 @@ def test_servable_metadata_degrades_each_bad_value_alone() -> None:
     json.dumps(served, allow_nan=False).encode()  # now always encodable
     assert servable_metadata(["not", "an", "object"]) == {}
     assert servable_text("ok") == "ok"
+
+
+def test_a_stored_row_always_loads() -> None:
+    assert load_stored_metadata('{"a": "\\ud800", "n": NaN}') == {"a": "\ufffd", "n": None}
+    assert load_stored_metadata("[" * 100_000 + "]" * 100_000) == {}
+    assert load_stored_metadata("{not json") == {}
+    assert load_stored_metadata('{"a": ' + "1" * 5000 + "}") == {}  # past Python's int limit
+    assert load_stored_metadata('{"ok": [1, "x"]}') == {"ok": [1, "x"]}
