@@ -55,14 +55,19 @@ def _handler(state: SlowServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             state.enter()
+            parts = urlsplit(self.path)
             try:
-                parts = urlsplit(self.path)
                 if parts.path == "/held":
                     state.release.wait(30.0)
                 elif parts.path == "/img":
                     delay = float(parse_qs(parts.query).get("delay", ["0"])[0])
                     state.release.wait(delay)  # or sooner, once released
-                else:
+            finally:
+                # Counted out before answering: once a client has its answer, its request is
+                # no longer in flight, so `peak` never counts the next one twice.
+                state.leave()
+            try:
+                if parts.path not in ("/held", "/img"):
                     self.send_error(404)
                     return
                 self.send_response(200)
@@ -72,8 +77,6 @@ def _handler(state: SlowServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(PNG)
             except OSError:
                 pass  # the client gave up (its deadline passed)
-            finally:
-                state.leave()
 
     return Handler
 
