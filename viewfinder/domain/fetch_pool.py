@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -39,19 +39,12 @@ class FetchLimits:
 class FetchPool:
     """Runs URL fetches for many uploads at once under `FetchLimits`; thread-safe."""
 
-    def __init__(
-        self,
-        fetcher: UrlFetcher,
-        limits: FetchLimits,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, fetcher: UrlFetcher, limits: FetchLimits) -> None:
         """`fetcher` applies the per-URL guards and time limit; the pool owns and closes it."""
         if limits.threads < 1 or limits.per_request < 1:
             raise ValueError("fetch threads and per-request fetches must be at least 1")
         self.fetcher = fetcher
         self.limits = limits
-        self._clock = clock
         self._executor = ThreadPoolExecutor(
             max_workers=limits.threads, thread_name_prefix="viewfinder-fetch"
         )
@@ -83,7 +76,8 @@ class FetchPool:
         self.fetcher.close()
 
     def _start(self, urls: Sequence[str]) -> _Batch:
-        batch = _Batch(list(urls), self._clock() + self.limits.deadline_s, self._clock)
+        # a time.monotonic() instant, as UrlFetcher.fetch takes its deadline
+        batch = _Batch(list(urls), time.monotonic() + self.limits.deadline_s)
         for _ in range(min(self.limits.per_request, len(batch.urls))):
             batch.runners.append(self._executor.submit(batch.run, self.fetcher))
         return batch
@@ -92,11 +86,10 @@ class FetchPool:
 class _Batch:
     """The URLs of one upload: runners take the next URL until none is left or time is up."""
 
-    def __init__(self, urls: list[str], deadline: float, clock: Callable[[], float]) -> None:
+    def __init__(self, urls: list[str], deadline: float) -> None:
         self.urls = urls
         self.deadline = deadline
         self.runners: list[Future[None]] = []
-        self._clock = clock
         self._outcomes: list[FetchOutcome | None] = [None] * len(urls)
         self._next = 0
         self._finished = False
@@ -104,7 +97,7 @@ class _Batch:
 
     def time_left(self) -> float:
         # a moment past the deadline: a fetch that hits it reports its own timeout first
-        return max(0.0, self.deadline - self._clock()) + 0.05
+        return max(0.0, self.deadline - time.monotonic()) + 0.05
 
     def run(self, fetcher: UrlFetcher) -> None:
         """One runner: fetch URLs of this batch one after another."""
@@ -114,7 +107,7 @@ class _Batch:
                     return
                 n = self._next
                 self._next += 1
-            if self._clock() >= self.deadline:
+            if time.monotonic() >= self.deadline:
                 return  # `finish` reports it and every URL not taken
             try:
                 outcome: FetchOutcome = fetcher.fetch(self.urls[n], deadline=self.deadline)
