@@ -246,7 +246,10 @@ class LocalClient:
         Queues what is new; `process_queue` (or the background threads) indexes it."""
         from .domain.in_place import InPlaceIndexer
 
-        return InPlaceIndexer(self.service, self.tenant).sync(files, roots, progress)
+        report = InPlaceIndexer(self.service, self.tenant).sync(files, roots, progress)
+        for record in report.deleted:  # the thumbnails of what is gone go too
+            self._thumbnails().discard_unused(self.service, record)
+        return report
 
     def process_queue(self, timeout_s: float = 3600.0) -> None:
         """Index everything queued, in this thread."""

@@ -51,6 +51,7 @@ class InPlaceReport:
     duplicates: int = 0  # content already stored at another path or as a copy
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     queued: dict[str, str] = field(default_factory=dict)  # image id -> path, to be indexed
+    deleted: list[ImageRecord] = field(default_factory=list)  # images of changed/removed files
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:
@@ -185,7 +186,7 @@ class InPlaceIndexer:
 
     def _delete(self, f: InPlaceFile) -> None:
         try:
-            self.service.delete(self.tenant, f.image_id)
+            self._report.deleted.append(self.service.delete(self.tenant, f.image_id))
         except ViewfinderError as exc:  # deleted meanwhile (another client): nothing to do
             log.info("in-place image %s: %s", f.image_id, exc.message)
         left = self._stored.get(f.sha256, 0) - 1

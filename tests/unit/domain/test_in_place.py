@@ -53,6 +53,10 @@ def test_only_files_under_the_paths_given_are_removed(local: LocalClient, tmp_pa
     a = _folder(tmp_path / "a", red=RED)
     b = _folder(tmp_path / "b", green=GREEN, blue=BLUE)
     _sync(local, a, b)
+    (green,) = [f for f in local.service.metadata.in_place_files("default") if "green" in f.path]
+    local.thumbnail(green.image_id, 64)
+    thumbnails = local.settings.data_dir / "thumbnails"
+    assert list(thumbnails.rglob(f"{green.sha256}-*"))
     (b / "green.png").unlink()
     report = _sync(local, a)  # b was not named: its missing file is left alone
     assert report.removed == [] and report.unchanged == 1
@@ -60,6 +64,7 @@ def test_only_files_under_the_paths_given_are_removed(local: LocalClient, tmp_pa
     report = _sync(local, b)
     assert report.removed == [str(b / "green.png")]
     assert len(local.list_images()) == 2
+    assert not list(thumbnails.rglob(f"{green.sha256}-*"))  # its thumbnails went with it
 
 
 def test_a_file_moved_between_folders_keeps_its_image(local: LocalClient, tmp_path: Path) -> None:
