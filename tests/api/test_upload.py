@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import jpeg_bytes, png_bytes
@@ -111,3 +112,15 @@ def test_alias_without_v1(client: TestClient, auth: dict[str, str]) -> None:
     r = client.post("/images/upload", headers=auth, files=files)
     assert r.status_code == 200
     assert r.json()["results"][0]["indexing_status"] == 1
+
+
+@pytest.mark.embedded_only
+def test_far_too_many_file_parts_are_refused_while_read(settings, service, api_key: str) -> None:
+    from viewfinder.api.app import create_app
+
+    few = settings.model_copy(update={"max_images_per_request": 2})
+    with TestClient(create_app(few, service)) as c:
+        files = [("images", (f"{n}.png", b"x" * 70_000, "image/png")) for n in range(50)]
+        r = c.post("/v1/images/upload", headers={"X-Api-Key": api_key}, files=files)
+    assert r.status_code == 400, r.text
+    assert "Too many files" in r.json()["error"]["message"]

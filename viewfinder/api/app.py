@@ -22,7 +22,7 @@ from .middleware import EdgeMiddleware
 from .openapi import install_openapi
 from .ratelimit import RateLimiter
 from .routes import files_router, router
-from .upload_form import UploadRules
+from .upload_form import UploadRules, form_limits, spool_file_parts_to_disk
 from .web import install_web
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,11 @@ def create_app(
             if workers is not None:
                 workers.stop()
 
+    uploads = UploadRules(
+        max_images=settings.max_images_per_request,
+        max_field_bytes=settings.max_upload_metadata_bytes,
+        metadata=MetadataLimits(max_bytes=settings.max_metadata_bytes),
+    )
     app = FastAPI(
         title="Viewfinder",
         version=__version__,
@@ -54,7 +59,9 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # served by install_docs from local copies, not from CDNs
         redoc_url=None,
+        form_limits=form_limits(uploads),  # type: ignore[arg-type]  # a _FormLimits TypedDict
     )
+    spool_file_parts_to_disk()
     secret = settings.secret_key or load_or_create_secret(settings.data_dir / "secret_key")
     app.state.ctx = AppContext(
         service=service,
@@ -63,11 +70,7 @@ def create_app(
         signer=UrlSigner(secret, settings.url_ttl_s),
         public_url=settings.public_url,
         max_images_per_request=settings.max_images_per_request,
-        uploads=UploadRules(
-            max_images=settings.max_images_per_request,
-            max_field_bytes=settings.max_upload_metadata_bytes,
-            metadata=MetadataLimits(max_bytes=settings.max_metadata_bytes),
-        ),
+        uploads=uploads,
     )
     install_error_handlers(app)
     app.include_router(router, prefix="/v1")

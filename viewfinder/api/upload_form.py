@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
+from starlette.formparsers import MultiPartParser
 
 from ..domain.metadata_rules import MetadataLimits, check_metadata, parse_json
 from ..errors import ValidationError
 from . import schemas
 
 MAX_URL_CHARS = 8192
+SPOOL_FILE_PARTS_FROM = 64 * 1024  # bytes of a file part kept in memory before it goes to disk
+MAX_FORM_FIELDS = 32  # text fields of an upload: `metadata`, and a few a client may add
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,27 @@ class UploadRules:
     max_images: int = 100
     max_field_bytes: int = 1_000_000
     metadata: MetadataLimits = field(default_factory=MetadataLimits)
+
+
+def spool_file_parts_to_disk() -> None:
+    """Have file parts spooled to disk past SPOOL_FILE_PARTS_FROM bytes.
+
+    Starlette keeps each file part in memory up to 1 MiB, so an upload of many parts under
+    that size was held whole in memory (a 96 MB upload: +97 MB). The threshold is a class
+    attribute of Starlette's parser, so this is set for the process, the same for every app.
+    """
+    MultiPartParser.spool_max_size = SPOOL_FILE_PARTS_FROM
+
+
+def form_limits(rules: UploadRules) -> dict[str, int]:
+    """FastAPI's limits on parsing an upload form.
+
+    Each file part past SPOOL_FILE_PARTS_FROM bytes holds an open temporary file, so the
+    number of parts is bounded while the form is read: one more than the images allowed, so
+    that the route still answers a request just over the limit with its own 413; a request
+    far over it is refused by the parser (400) before more files are opened.
+    """
+    return {"max_files": rules.max_images + 1, "max_fields": MAX_FORM_FIELDS}
 
 
 def parse_upload_metadata(raw: str | None, rules: UploadRules) -> schemas.UploadMetadata:
@@ -62,8 +86,7 @@ def parse_upload_metadata(raw: str | None, rules: UploadRules) -> schemas.Upload
     for n, url in enumerate(parsed.image_urls):
         if len(url) > MAX_URL_CHARS:
             raise ValidationError(
-                f"metadata.image_urls.{n} is {len(url)} characters long; at most "
-                f"{MAX_URL_CHARS}",
+                f"metadata.image_urls.{n} is {len(url)} characters long; at most {MAX_URL_CHARS}",
                 param=f"metadata.image_urls.{n}",
             )
     return parsed
