@@ -212,6 +212,17 @@ class Settings(BaseSettings):
         description="Hugging Face hub (or mirror) URL that `viewfinder models pull` fetches "
         "from (default: `HF_ENDPOINT`, else https://huggingface.co).",
     )
+    metrics: bool = Field(
+        False,
+        description="Serve Prometheus metrics at `/metrics` (requests, latency, queue depth, "
+        "indexing throughput, inference time, vector count); off: 404.",
+    )
+    readiness_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long `/readyz` waits for each store to answer before it reports the "
+        "process not ready (503).",
+    )
     log_level: str = Field("info", description="Logging level.")
 
     @field_validator("rate_limits", mode="before")

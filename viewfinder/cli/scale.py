@@ -38,15 +38,24 @@ def _configure_logging(settings: Settings) -> None:
     default=None,
     help="Indexing worker threads in this process [env VIEWFINDER_WORKERS; default 1].",
 )
-def worker(data_dir: Path | None, model: str | None, workers: int | None) -> None:
-    """Index queued images, without serving HTTP, beside `viewfinder serve --workers 0`.
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=1, max=65535),
+    default=None,
+    help="Serve /healthz, /readyz (with the queue lag) and, with VIEWFINDER_METRICS=true, "
+    "/metrics on this port, at VIEWFINDER_HOST [default: no HTTP at all].",
+)
+def worker(
+    data_dir: Path | None, model: str | None, workers: int | None, health_port: int | None
+) -> None:
+    """Index queued images, without serving the API, beside `viewfinder serve --workers 0`.
 
     Needs shared stores (VIEWFINDER_DATABASE_URL=postgresql://..., VIEWFINDER_VECTOR_URL=
-    milvus://...). SIGTERM or Ctrl-C stops it after the batch in hand; a worker that dies
-    instead loses nothing: its images are claimed again once their lease (VIEWFINDER_LEASE_S)
-    runs out.
+    milvus://...). SIGTERM or Ctrl-C finishes the batch in hand, gives back the images
+    claimed ahead and exits 0; a worker that dies instead loses nothing: its images are
+    claimed again once their lease (VIEWFINDER_LEASE_S) runs out.
     """
-    from ..bootstrap import blob_sweeper, build_service, worker_options
+    from ..bootstrap import blob_sweeper, build_service, warm_up, worker_options
     from ..indexing.worker import WorkerPool
     from ..stores.factory import is_multi_process
 
@@ -62,7 +71,15 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
         )
     try:
         service = build_service(settings)
+    except ViewfinderError as exc:
+        fail(exc)
+    pool = WorkerPool(service, worker_options(settings), max(1, settings.workers))
+    # probes answer from here on: /readyz says what is still starting (the model's first
+    # load can take a while)
+    health = _health_server(settings, service, pool, health_port) if health_port else None
+    try:
         service.start(single_process=False)
+        warm_up(service.embedder)  # before claiming: a lease must not wait for a model build
     except ViewfinderError as exc:
         fail(exc)
     stop = threading.Event()
@@ -76,7 +93,6 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    pool = WorkerPool(service, worker_options(settings), max(1, settings.workers))
     pool.start()
     sweeper = blob_sweeper(settings, service)
     sweeper.start()
@@ -91,8 +107,42 @@ def worker(data_dir: Path | None, model: str | None, workers: int | None) -> Non
     finally:
         sweeper.stop()
         pool.stop(timeout_s=max(30.0, settings.lease_s))
+        if health is not None:
+            health.stop()
         service.close()
     click.echo("worker stopped", err=True)
+
+
+def _health_server(settings: Settings, service: Any, pool: Any, port: int) -> Any:
+    """The worker's probe server (`--health-port`), started."""
+    from ..api.health import HealthServer, worker_app
+    from ..api.metrics import Metrics
+    from ..domain.readiness import Readiness, service_checks
+
+    def indexing() -> None:
+        if pool.alive() < len(pool.workers):
+            raise ConfigurationError(
+                f"{pool.alive()} of {len(pool.workers)} indexing threads are running"
+            )
+
+    checks = {**service_checks(service, settings.readiness_timeout_s), "indexing": indexing}
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(service, last_batch_at=lambda: pool.last_batch_at)
+        pool.observe(metrics.batch_indexed)
+    app = worker_app(
+        Readiness(checks, settings.readiness_timeout_s),
+        metrics,
+        last_batch_at=lambda: pool.last_batch_at,
+        oldest_queued_at=service.metadata.oldest_queued_at,
+    )
+    server = HealthServer(app, settings.host, port)
+    try:
+        server.start()
+    except OSError as exc:
+        fail(ConfigurationError(f"cannot serve --health-port {port} on {settings.host}: {exc}"))
+    click.echo(f"health probes on http://{settings.host}:{port}/readyz", err=True)
+    return server
 
 
 @dataclass

@@ -71,6 +71,9 @@ class MetadataStore(Protocol):
     def migrate(self) -> None:
         """Create or upgrade the schema."""
 
+    def ping(self, timeout_s: float) -> None:
+        """Raise `Unavailable` unless the store answers a trivial query within `timeout_s`."""
+
     def close(self) -> None: ...
 
     # keys
@@ -126,6 +129,13 @@ class MetadataStore(Protocol):
 
     def release_leases(self) -> int:
         """Make every leased job claimable again (single-process start-up)."""
+
+    def release_jobs(self, image_ids: Sequence[str], lease_until: float) -> int:
+        """Make claimable again the jobs of `image_ids` still leased until exactly
+        `lease_until` (those the caller claimed and nobody took over); return how many."""
+
+    def oldest_queued_at(self) -> float | None:
+        """When the longest-waiting queued image was queued (None: the queue is empty)."""
 
     def requeue(self, image_ids: Iterable[str], now: float) -> int:
         """Put images back on the queue (status QUEUED)."""
@@ -192,6 +202,9 @@ class BlobStore(Protocol):
         """Remove what interrupted writes begun before `before` (epoch seconds) left behind;
         return how many."""
 
+    def ping(self, timeout_s: float) -> None:
+        """Raise `Unavailable` unless the store answers within about `timeout_s`."""
+
     def close(self) -> None: ...
 
 
@@ -235,5 +248,8 @@ class VectorIndex(Protocol):
 
     def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         """Drop every vector and record a new model."""
+
+    def ping(self, timeout_s: float) -> None:
+        """Raise `Unavailable` unless the index is open, reachable and loaded for searches."""
 
     def close(self) -> None: ...

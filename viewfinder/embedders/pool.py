@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from .base import Embedder
+
+InferenceObserver = Callable[[str, int, float], None]
 
 
 def default_slots() -> int:
@@ -36,6 +39,18 @@ class InferencePool:
             raise ValueError("inference slots must be >= 0 (0: one per core)")
         self.size = slots or default_slots()
         self._slots = threading.BoundedSemaphore(self.size)
+        self._observers: list[InferenceObserver] = []
+
+    def observe(self, observer: InferenceObserver) -> Callable[[], None]:
+        """Tell `observer` the kind ("images", "texts"), size and seconds of every model call
+        (slot wait excluded); returns the function that stops telling it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def record(self, kind: str, count: int, seconds: float) -> None:
+        """Tell the observers of one model call."""
+        for observer in list(self._observers):
+            observer(kind, count, seconds)
 
     def bound(self, embedder: Embedder) -> Embedder:
         """`embedder` with its model calls run in this pool's slots."""
@@ -67,11 +82,17 @@ class BoundedEmbedder:
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         with self.pool:
-            return self.inner.embed_images(images)
+            started = time.perf_counter()
+            vectors = self.inner.embed_images(images)
+        self.pool.record("images", len(images), time.perf_counter() - started)
+        return vectors
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         with self.pool:
-            return self.inner.embed_texts(texts)
+            started = time.perf_counter()
+            vectors = self.inner.embed_texts(texts)
+        self.pool.record("texts", len(texts), time.perf_counter() - started)
+        return vectors
 
     def calibrate(self, similarities: np.ndarray) -> np.ndarray:
         return self.inner.calibrate(similarities)

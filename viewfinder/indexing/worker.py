@@ -6,7 +6,9 @@ queued after a crash is simply embedded again.
 
 While one batch is embedded, the next is already claimed and decoding on a small thread pool,
 so decoding overlaps inference; model calls themselves wait for a slot of the process's
-inference pool (`embedders.pool`).
+inference pool (`embedders.pool`). `stop()` lets the batch in hand finish and gives back the
+one claimed ahead, unembedded, so that a stopping worker takes one batch's time and its
+claims are at once free for other workers (not when their lease runs out).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class _Batch:
 
     jobs: list[Job]
     images: list[Future[Image.Image]]
+    lease_until: float  # what the claim set: releasing checks the lease is still ours
+
+
+BatchObserver = Callable[[int], None]  # told how many images each finished batch indexed
 
 
 class IndexingWorker:
@@ -61,10 +67,13 @@ class IndexingWorker:
         options: WorkerOptions,
         *,
         clock: Callable[[], float] = time.time,
+        on_batch: BatchObserver | None = None,
     ) -> None:
         self.service = service
         self.options = options
         self._clock = clock
+        self.batch_observers: list[BatchObserver] = [] if on_batch is None else [on_batch]
+        self.last_batch_at: float | None = None  # when a batch was last committed (epoch s)
         self._stop = threading.Event()
         self._decoder = ThreadPoolExecutor(
             max_workers=max(1, options.decode_threads), thread_name_prefix="vf-decode"
@@ -98,16 +107,34 @@ class IndexingWorker:
             # after stop() the batch in hand is finished but no new one is claimed
             upcoming = self._claim() if full and not self._stop.is_set() else None
             self._finish(batch)
+            if upcoming is not None and self._stop.is_set():
+                self._release(upcoming)  # claimed ahead: let other workers have it now
+                upcoming = None
             batch = upcoming
         return taken
 
     def _claim(self) -> _Batch | None:
         """Claim up to a batch of jobs and start decoding them on the decode threads."""
         svc = self.service
-        jobs = svc.metadata.claim_jobs(self.options.batch_size, self.options.lease_s, self._clock())
+        now = self._clock()
+        jobs = svc.metadata.claim_jobs(self.options.batch_size, self.options.lease_s, now)
         if not jobs:
             return None
-        return _Batch(jobs, [self._decoder.submit(self._decode, job) for job in jobs])
+        return _Batch(
+            jobs,
+            [self._decoder.submit(self._decode, job) for job in jobs],
+            now + self.options.lease_s,
+        )
+
+    def _release(self, batch: _Batch) -> None:
+        """Give back a claimed batch without embedding it (on stop)."""
+        for future in batch.images:
+            future.cancel()
+        released = self.service.metadata.release_jobs(
+            [job.image_id for job in batch.jobs], batch.lease_until
+        )
+        self.service.queue_changed.set()
+        log.info("stopping: gave back %d images claimed ahead", released)
 
     def _finish(self, batch: _Batch) -> None:
         """Wait for a batch's images, embed them and commit the vectors, then the statuses."""
@@ -143,6 +170,9 @@ class IndexingWorker:
             with svc.spaces.lock:
                 for index in svc.spaces.indexes():
                     index.delete(gone)
+        self.last_batch_at = self._clock()
+        for observer in self.batch_observers:
+            observer(len(done))
         log.debug("indexed %d images", len(done))
 
     def reembed_once(self) -> int:
@@ -203,7 +233,9 @@ class IndexingWorker:
         """Process batches until `stop()`; sleep while the queue is empty."""
         while not self._stop.is_set():
             try:
-                claimed = self._pipeline() or self.reembed_once()
+                claimed = self._pipeline()
+                if not claimed and not self._stop.is_set():
+                    claimed = self.reembed_once()
             except Exception:  # noqa: BLE001 - keep the worker alive through store hiccups
                 log.exception("indexing batch failed; retrying")
                 claimed = 0
@@ -235,6 +267,20 @@ class WorkerPool:
     def __init__(self, service: ImageService, options: WorkerOptions, count: int) -> None:
         self.workers = [IndexingWorker(service, options) for _ in range(max(0, count))]
         self._threads: list[threading.Thread] = []
+
+    def observe(self, observer: BatchObserver) -> None:
+        """Tell `observer` how many images each committed batch indexed."""
+        for worker in self.workers:
+            worker.batch_observers.append(observer)
+
+    @property
+    def last_batch_at(self) -> float | None:
+        """When any of the workers last committed a batch (epoch seconds; None: never)."""
+        return max((w.last_batch_at for w in self.workers if w.last_batch_at), default=None)
+
+    def alive(self) -> int:
+        """How many worker threads are running."""
+        return sum(thread.is_alive() for thread in self._threads)
 
     def start(self) -> None:
         """Start every worker thread."""

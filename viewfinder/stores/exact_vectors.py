@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..domain.ports import StoredModel
-from ..errors import ConfigurationError, ValidationError
+from ..errors import ConfigurationError, Unavailable, ValidationError
 from . import ann_index
 from .ann_index import AnnIndex
 from .vector_file import ANN_DIR, FREE, AnnEntry, VectorFile
@@ -324,6 +324,12 @@ class ExactVectorIndex:
             self._file.map_vectors(dim)
             self._model_id, self._dim = model_id, dim
             self._closed = False
+
+    def ping(self, timeout_s: float) -> None:
+        del timeout_s  # in this process: loaded or not
+        with self._lock:
+            if self._closed or self._file is None or self._dim is None:
+                raise Unavailable(f"the vector index {self.path} is not loaded")
 
     def close(self) -> None:
         self._stop_builder()

@@ -79,6 +79,10 @@ class InPlaceBlobStore:
                 return Path(f.path)
         return None
 
+    def ping(self, timeout_s: float) -> None:
+        """Whether the inner store answers (files in place are checked as they are read)."""
+        self.inner.ping(timeout_s)
+
     def close(self) -> None:
         """Close the inner store."""
         self.inner.close()

@@ -12,7 +12,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..errors import NotFound, ValidationError
+from ..errors import NotFound, Unavailable, ValidationError
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
@@ -74,6 +74,11 @@ class LocalBlobStore:
             except FileNotFoundError:
                 pass  # renamed into place or removed meanwhile
         return removed
+
+    def ping(self, timeout_s: float) -> None:
+        del timeout_s  # a local folder: it answers or raises at once
+        if not os.access(self._partial, os.W_OK | os.X_OK):
+            raise Unavailable(f"the image folder {self.root} is missing or not writable")
 
     def local_path(self, sha256: str) -> Path | None:
         """The file holding these bytes, when stored (for `file://` links in local use)."""

@@ -363,5 +363,13 @@ class MilvusVectorIndex:
             self._client.load_collection(self.name)
         self._model_id, self._dim = model_id, dim
 
+    def ping(self, timeout_s: float) -> None:
+        if self._dim is None:
+            raise Unavailable(f"the Milvus collection {self.name} is not open yet")
+        with self._calling("ping"):
+            state = self._client.get_load_state(self.name, timeout=timeout_s).get("state")
+        if getattr(state, "name", str(state)) != "Loaded":
+            raise Unavailable(f"the Milvus collection {self.name} is not loaded ({state})")
+
     def close(self) -> None:
         self._client.close()

@@ -240,6 +240,17 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         rows = self._query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
         return int(rows[0]["v"])
 
+    def ping(self, timeout_s: float) -> None:
+        try:
+            with self._pool.connection(timeout=timeout_s) as conn:
+                conn.execute(
+                    "SELECT set_config('statement_timeout', %s, true)",
+                    (f"{max(1, int(timeout_s * 1000))}ms",),
+                )
+                conn.execute("SELECT 1")
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise Unavailable(f"PostgreSQL at {self._target} does not answer") from exc
+
     def close(self) -> None:
         self._pool.close()
 
@@ -429,6 +440,20 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
                 (attempts, retry_at, error, image_id),
             )
             return False
+
+    def release_jobs(self, image_ids: Sequence[str], lease_until: float) -> int:
+        if not image_ids:
+            return 0
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE jobs SET lease_until = 0 WHERE image_id = ANY(%s) AND lease_until = %s",
+                (list(image_ids), lease_until),
+            )
+            return cur.rowcount
+
+    def oldest_queued_at(self) -> float | None:
+        rows = self._query("SELECT MIN(enqueued_at) AS t FROM jobs")
+        return None if rows[0]["t"] is None else float(rows[0]["t"])
 
     def release_leases(self) -> int:
         # Only safe when no other process works this queue: the single-process server

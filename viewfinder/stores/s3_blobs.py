@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -52,6 +53,8 @@ class S3BlobStore:
             )
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self._options = opts
+        self._probe: Any = None  # a client with short timeouts for `ping`, made on first use
         self._where = f"s3://{bucket}/{self.prefix}" + (
             f" at {opts.endpoint_url}" if opts.endpoint_url else ""
         )
@@ -139,5 +142,32 @@ class S3BlobStore:
         del before
         return 0
 
+    def ping(self, timeout_s: float) -> None:
+        # one try and short timeouts: a probe must answer quickly, not ride out an outage
+        try:
+            self._probe_client(timeout_s).head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise Unavailable(f"the bucket {self._where} does not answer: {exc}") from exc
+
+    def _probe_client(self, timeout_s: float) -> Any:
+        if self._probe is None:
+            self._probe = boto3.session.Session().client(
+                "s3",
+                endpoint_url=self._options.endpoint_url,
+                region_name=self._options.region,
+                aws_access_key_id=self._options.access_key_id,
+                aws_secret_access_key=self._options.secret_access_key,
+                config=Config(
+                    s3={"addressing_style": self._options.addressing_style},
+                    max_pool_connections=2,
+                    retries={"max_attempts": 1, "mode": "standard"},
+                    connect_timeout=timeout_s,
+                    read_timeout=timeout_s,
+                ),
+            )
+        return self._probe
+
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.close()
         self._client.close()

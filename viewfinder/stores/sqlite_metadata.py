@@ -14,7 +14,7 @@ from typing import Any
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import BlobHoldLost, JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, Unavailable
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
@@ -196,6 +196,13 @@ class SqliteMetadataStore(InPlaceFilesSql):
     def schema_version(self) -> int:
         """The applied migration count."""
         return int(self._query("PRAGMA user_version")[0][0])
+
+    def ping(self, timeout_s: float) -> None:
+        del timeout_s  # a local file: it answers or raises at once
+        try:
+            self._query("SELECT 1")
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the database {self.path} can't be read: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -385,6 +392,22 @@ class SqliteMetadataStore(InPlaceFilesSql):
                 (attempts, retry_at, error, image_id),
             )
             return False
+
+    def release_jobs(self, image_ids: Sequence[str], lease_until: float) -> int:
+        ids = list(image_ids)
+        with self._tx() as conn:
+            return sum(
+                conn.execute(
+                    f"UPDATE jobs SET lease_until = 0 WHERE lease_until = ? AND image_id IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (lease_until, *chunk),
+                ).rowcount
+                for chunk in (ids[n : n + 500] for n in range(0, len(ids), 500))
+            )
+
+    def oldest_queued_at(self) -> float | None:
+        found = self._query("SELECT MIN(enqueued_at) FROM jobs")[0][0]
+        return None if found is None else float(found)
 
     def release_leases(self) -> int:
         with self._tx() as conn:

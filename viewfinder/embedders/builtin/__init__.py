@@ -128,6 +128,11 @@ class BuiltinEmbedder:
         parts = {"text": self._text, "image": self._image, "classes": self._table}
         return frozenset(name for name, part in parts.items() if part is not None)
 
+    @property
+    def warmed_up(self) -> bool:
+        """Whether every part is loaded (as `warm_up` leaves it): what readiness asks."""
+        return len(self.loaded_parts) == 3
+
     def warm_up(self) -> None:
         """Load (building once into the model cache if needed) every part now."""
         self._text_tower()

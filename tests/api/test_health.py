@@ -1,0 +1,143 @@
+"""The probes: /healthz and /readyz without a key or a rate limit, and /metrics when enabled."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import png_bytes
+from viewfinder.api.app import create_app
+from viewfinder.bootstrap import warm_up
+from viewfinder.config import Settings
+from viewfinder.domain.service import ImageService
+from viewfinder.embedders.pool import InferencePool
+from viewfinder.indexing.worker import IndexingWorker
+
+
+@pytest.fixture
+def warm(service: ImageService) -> ImageService:
+    warm_up(service.embedder)  # what `serve` does before it listens
+    return service
+
+
+def test_healthz_needs_no_key_and_no_store(client: TestClient, service: ImageService) -> None:
+    service.metadata.close()  # alive, whatever the stores do
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    assert "x-ratelimit-requests-limit" not in r.headers
+
+
+def test_readyz_lists_every_part(client: TestClient, warm: ImageService) -> None:
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"metadata", "blobs", "vectors", "model"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_readyz_waits_for_the_model(client: TestClient, service: ImageService) -> None:
+    r = client.get("/readyz")  # the fake model has not been warmed up
+    assert r.status_code == 503
+    body = r.json()
+    assert body["error"]["type"] == "server_error"
+    assert body["error"]["message"].startswith("not ready: model: ")
+    assert not body["checks"]["model"]["ok"] and body["checks"]["metadata"]["ok"]
+    warm_up(service.embedder)
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.embedded_only
+def test_readyz_503_while_the_image_folder_is_gone_then_200(
+    client: TestClient, warm: ImageService, settings: Settings
+) -> None:
+    blobs = settings.data_dir / "blobs"
+    shutil.rmtree(blobs)
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    assert not r.json()["checks"]["blobs"]["ok"]
+    assert "blobs" in r.json()["error"]["message"]
+    (blobs / ".partial").mkdir(parents=True)
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.embedded_only
+def test_probes_are_never_rate_limited(settings: Settings, warm: ImageService) -> None:
+    limited = settings.model_copy(update={"rate_limits": {"*": "1/minute"}})
+    with TestClient(create_app(limited, warm)) as c:
+        for _ in range(5):
+            assert c.get("/healthz").status_code == 200
+            assert c.get("/readyz").status_code == 200
+
+
+def test_metrics_are_off_by_default(client: TestClient) -> None:
+    assert client.get("/metrics").status_code == 404
+
+
+@pytest.fixture
+def metered(settings: Settings, service: ImageService) -> Iterator[TestClient]:
+    # as bootstrap builds it: the model behind an inference pool, whose calls are timed
+    service.embedder = InferencePool(2).bound(service.embedder)
+    with TestClient(create_app(settings.model_copy(update={"metrics": True}), service)) as c:
+        yield c
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of the exposition, or None when absent."""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if found == labels:
+            return float(match.group(3))
+    return None
+
+
+def test_metrics_count_requests_by_route_and_status(
+    metered: TestClient, service: ImageService, auth: dict[str, str], worker: IndexingWorker
+) -> None:
+    image_id = metered.post(
+        "/v1/images/upload", headers=auth, files=[("images", ("a.png", png_bytes((250, 0, 0))))]
+    ).json()["results"][0]["image_id"]
+    before = metered.get("/metrics").text
+    assert _sample(before, "viewfinder_images", status="queued") == 1
+    assert _sample(before, "viewfinder_queue_lag_seconds") is not None
+    worker.drain()
+    for _ in range(2):
+        assert metered.get(f"/v1/images/{image_id}", headers=auth).status_code == 200
+    assert metered.get("/v1/images/nope", headers=auth).status_code == 404
+    assert metered.post("/v1/images/search", headers=auth, json={"query": "red"}).status_code == 200
+    text = metered.get("/metrics").text
+    route = "/v1/images/{image_id}"
+    assert (
+        _sample(text, "viewfinder_http_requests_total", method="GET", route=route, status="200")
+        == 2
+    )
+    assert (
+        _sample(text, "viewfinder_http_requests_total", method="GET", route=route, status="404")
+        == 1
+    )
+    count = "viewfinder_http_request_duration_seconds_count"
+    assert _sample(text, count, method="GET", route=route, status="200") == 2
+    assert _sample(text, "viewfinder_images", status="indexed") == 1
+    assert _sample(text, "viewfinder_images", status="queued") == 0
+    assert _sample(text, "viewfinder_vectors") == 1
+    assert _sample(text, "viewfinder_queue_lag_seconds") == 0
+    # the query's embedding, and the worker's batch (same process, same inference pool)
+    assert _sample(text, "viewfinder_inference_duration_seconds_count", kind="texts") == 1
+    assert _sample(text, "viewfinder_inference_items_total", kind="images") == 1
+    assert metered.get("/nowhere").status_code == 404
+    after = metered.get("/metrics").text
+    assert (
+        _sample(
+            after, "viewfinder_http_requests_total", method="GET", route="unmatched", status="404"
+        )
+        == 1
+    )
