@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -59,3 +61,17 @@ def test_large_json_body_is_refused_unread(client: TestClient, auth: dict[str, s
     )
     assert r.status_code == 413, r.text
     assert "VIEWFINDER_MAX_JSON_BODY_BYTES" in r.json()["error"]["message"]
+
+
+def test_url_only_upload_form_is_not_held_to_the_json_cap(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    # Without file parts, clients send the form urlencoded, a `"` as %5C%22 (6 bytes): about
+    # 480 KB of metadata travels as 1.4 MB, over the JSON cap and Starlette's 1 MB per field.
+    meta = {
+        "image_urls": ["http://127.0.0.1:1/a.png"],
+        "requests": [{"metadata": {"q": '"' * 20_000}}] * 12,
+    }
+    r = client.post("/v1/images/upload", headers=auth, data={"metadata": json.dumps(meta)})
+    assert r.status_code == 200, r.text
+    assert r.json()["results"][0]["indexing_status"] == 3  # the URL is refused, alone

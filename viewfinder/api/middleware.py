@@ -14,6 +14,7 @@ from .errors import error_response
 from .ratelimit import UNLIMITED_QUOTA, Quota
 
 log = logging.getLogger(__name__)
+_FORMS = (b"multipart/form-data", b"application/x-www-form-urlencoded")
 
 REQUEST_ID = "x-request-id"
 
@@ -26,9 +27,9 @@ class EdgeMiddleware:
     """Echo or make X-Request-ID, cap body size, add x-ratelimit-* headers on /v1, answer an
     unexpected error with the 500 envelope.
 
-    Only multipart uploads may be as large as `max_request_bytes` (their files are spooled to
-    disk); any other body (a search's JSON, read whole into memory) is capped at
-    `max_json_body_bytes`.
+    Only uploads (forms) may be as large as `max_request_bytes`: their file parts are spooled
+    to disk and their text fields bounded by the form parser. Any other body (a search's
+    JSON, read whole into memory) is capped at `max_json_body_bytes`.
     """
 
     def __init__(
@@ -66,7 +67,7 @@ class EdgeMiddleware:
             await send(message)
 
         content_type = headers.get(b"content-type", b"").lower()
-        multipart = content_type.startswith(b"multipart/form-data")
+        multipart = content_type.startswith(_FORMS)
         limit = self.max_request_bytes if multipart else self.max_json_body_bytes
         declared = headers.get(b"content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -106,7 +107,7 @@ class EdgeMiddleware:
         else:
             message = (
                 f"request body larger than {self.max_json_body_bytes} bytes; only uploads "
-                "(multipart/form-data) may be larger (VIEWFINDER_MAX_JSON_BODY_BYTES)"
+                "(forms) may be larger (VIEWFINDER_MAX_JSON_BODY_BYTES)"
             )
         body = json.dumps({"error": {"type": "validation_error", "message": message}}).encode()
         await send(

@@ -50,7 +50,12 @@ def form_limits(rules: UploadRules) -> dict[str, int]:
     that the route still answers a request just over the limit with its own 413; a request
     far over it is refused by the parser (400) before more files are opened.
     """
-    return {"max_files": rules.max_images + 1, "max_fields": MAX_FORM_FIELDS}
+    return {
+        "max_files": rules.max_images + 1,
+        "max_fields": MAX_FORM_FIELDS,
+        # counted as sent: an urlencoded form (a URL-only upload) percent-encodes a `"` in 3
+        "max_part_size": 3 * rules.max_field_bytes,
+    }
 
 
 def parse_upload_metadata(raw: str | None, rules: UploadRules) -> schemas.UploadMetadata:
