@@ -37,7 +37,7 @@ def mcp(
     import anyio
 
     from ..loading_backend import LoadingBackend
-    from ..mcp_server import serve_stdio
+    from ..mcp_server import build_mcp_server, serve_stdio
 
     # stdout carries the protocol: every log line must go to stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -52,10 +52,15 @@ def mcp(
             raise click.UsageError("--api-key needs --server URL (or VIEWFINDER_SERVER)")
         # A host waits seconds, not minutes, for `initialize`: answer while the data directory
         # and its model load in the background; a tool call waits for them.
-        opener = functools.partial(_open_local, data_dir, tenant, model)
-        with LoadingBackend(opener, what="the model and the data directory") as loading:
-            # the tools reach the LocalClient's calls through it, once it is open
-            anyio.run(serve_stdio, cast("LocalClient", loading))
+        loading = LoadingBackend(
+            functools.partial(_open_local, data_dir, tenant, model),
+            what="the model and the data directory",
+        )
+        # the tools reach the LocalClient's calls through it, once it is open; the server is
+        # built (the mcp package imported) before the loading competes for the interpreter
+        server_ = build_mcp_server(cast("LocalClient", loading))
+        with loading:
+            anyio.run(server_.run_stdio_async)
     except ViewfinderError as exc:
         fail(exc)
     except KeyboardInterrupt:

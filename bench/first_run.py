@@ -1,0 +1,226 @@
+"""A new user's first minutes with the built-in model, timed as they would meet them.
+
+    python bench/first_run.py [--searches 5] [--skip-fallback]
+
+Every figure comes from fresh `viewfinder` processes over a model cache (VIEWFINDER_CACHE_DIR)
+in a temporary directory, never the user's own:
+
+- first build: a process loads the built-in model with an empty cache (what `serve`, `index`
+  or `mcp` do first on a new machine); and the build a machine pays when its text-tower
+  packages differ from those the shipped class table was made with (the fallback);
+- a second data directory: the same load for another data directory once the cache is built,
+  and `viewfinder serve` until it answers on a new data directory against a restart on a
+  directory it already knows;
+- MCP: `viewfinder mcp` on a new data directory and an empty cache, until `initialize` and
+  `list_tools` answer, and until the first search answers (that one waits for the model);
+- local search: `viewfinder search` on an indexed data directory, once the cache exists.
+
+Wall times on a shared machine vary with its load (printed alongside); CPU seconds are what
+the work costs. Prints the figures and writes bench/results/first_run.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.server import Server  # noqa: E402
+
+COCO = ROOT.parent / "shared" / "data" / "coco_mini" / "images"
+
+LOAD = """
+import json, time
+t = time.perf_counter()
+from viewfinder.bootstrap import warm_up
+from viewfinder.config import Settings
+from viewfinder.embedders.factory import load_embedder
+model = load_embedder(Settings())
+loaded = time.perf_counter()
+warm_up(model)
+print(json.dumps({"import_s": loaded - t, "load_s": time.perf_counter() - loaded}))
+"""
+
+FALLBACK = """
+import json, sys, time
+from pathlib import Path
+from viewfinder.embedders.builtin.cache import ModelCache
+from viewfinder.embedders.builtin.class_table import load_class_table
+t = time.perf_counter()
+load_class_table("minilm", 384, ModelCache(Path(sys.argv[1])), shipped=Path(sys.argv[2]))
+print(json.dumps({"fallback_s": time.perf_counter() - t}))
+"""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds of a command, and its stdout."""
+    cpu, started = children_cpu(), time.perf_counter()
+    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, children_cpu() - cpu, out.stdout
+
+
+def viewfinder(*args: str) -> list[str]:
+    return [sys.executable, "-m", "viewfinder.cli", *args]
+
+
+def first_build(env: dict[str, str]) -> dict[str, float]:
+    """A fresh process loading the model named by `env` (building what its cache lacks)."""
+    wall, cpu, out = run([sys.executable, "-c", LOAD], env)
+    inner = json.loads(out)
+    return {
+        "process_wall_s": round(wall, 2),
+        "process_cpu_s": round(cpu, 2),
+        "model_load_s": round(inner["load_s"], 2),
+    }
+
+
+def fallback_build(work: Path, env: dict[str, str]) -> dict[str, float]:
+    empty = work / "no-shipped-tables"
+    empty.mkdir()
+    wall, cpu, out = run([sys.executable, "-c", FALLBACK, str(work / "fallback"), str(empty)], env)
+    return {
+        "class_table_s": round(json.loads(out)["fallback_s"], 2),
+        "process_cpu_s": round(cpu, 2),
+    }
+
+
+def serve_start(data_dir: Path, env: dict[str, str]) -> float:
+    """Seconds from starting `viewfinder serve` until it answers HTTP."""
+    server = Server(data_dir, env)
+    started = time.perf_counter()
+    server.start(timeout_s=300)
+    try:
+        return time.perf_counter() - started
+    finally:
+        server.stop()
+
+
+async def mcp_session(data_dir: Path, env: dict[str, str], errlog: Path) -> dict[str, float]:
+    from mcp import ClientSession, StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "viewfinder.cli", "mcp", "--data-dir", str(data_dir)],
+        env=env,
+    )
+    times: dict[str, float] = {}
+    started = time.perf_counter()
+    with errlog.open("w") as err:
+        async with (
+            stdio_client(params, errlog=err) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            times["initialize_s"] = time.perf_counter() - started
+            await session.list_tools()
+            times["list_tools_s"] = time.perf_counter() - started
+            await session.call_tool("search_images", {"query": "a zebra"})
+            times["first_search_s"] = time.perf_counter() - started
+    return {k: round(v, 2) for k, v in times.items()}
+
+
+def local_search(data_dir: Path, env: dict[str, str], n: int) -> dict[str, float]:
+    walls, cpus = [], []
+    for _ in range(n):
+        wall, cpu, _ = run(viewfinder("search", "a zebra", "--data-dir", str(data_dir)), env)
+        walls.append(wall)
+        cpus.append(cpu)
+    return {
+        "wall_median_s": round(statistics.median(walls), 2),
+        "wall_min_s": round(min(walls), 2),
+        "cpu_median_s": round(statistics.median(cpus), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--searches", type=int, default=5, help="local searches to time")
+    parser.add_argument("--images", type=int, default=10, help="coco_mini photos to index")
+    parser.add_argument("--serves", type=int, default=3, help="serve starts of each kind")
+    parser.add_argument(
+        "--skip-fallback", action="store_true", help="do not time the class table's build"
+    )
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="viewfinder-first-run-"))
+    try:
+        env = {
+            **os.environ,
+            "VIEWFINDER_CACHE_DIR": str(work / "cache"),
+            "VIEWFINDER_MODEL": "builtin",
+            "VIEWFINDER_DATA_DIR": str(work / "unused"),
+        }
+        results: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            }
+        }
+        results["first_build"] = first_build(env)
+        print(f"first build (empty cache):     {results['first_build']}", flush=True)
+        other = {**env, "VIEWFINDER_DATA_DIR": str(work / "another")}
+        results["second_data_dir_load"] = first_build(other)  # the cache is built now
+        print(f"another data dir's model load: {results['second_data_dir_load']}", flush=True)
+        if not args.skip_fallback:
+            results["fallback_build"] = fallback_build(work, env)
+            print(f"class table, computed:         {results['fallback_build']}", flush=True)
+
+        new_dirs, known = [], []
+        for i in range(args.serves):  # a new directory, then the same one restarted
+            new_dirs.append(serve_start(work / f"data-new-{i}", env))
+            known.append(serve_start(work / f"data-new-{i}", env))
+        results["serve_start"] = {
+            "new_data_dir_median_s": round(statistics.median(new_dirs), 2),
+            "known_data_dir_median_s": round(statistics.median(known), 2),
+            "new_data_dir_adds_s": round(statistics.median(new_dirs) - statistics.median(known), 2),
+        }
+        print(f"serve until it answers:        {results['serve_start']}", flush=True)
+
+        mcp_env = {**env, "VIEWFINDER_CACHE_DIR": str(work / "mcp-cache")}  # empty: builds
+        results["mcp_empty_cache"] = anyio.run(
+            mcp_session, work / "data-mcp", mcp_env, work / "mcp.log"
+        )
+        print(f"mcp, empty cache:              {results['mcp_empty_cache']}", flush=True)
+
+        photos = sorted(COCO.glob("*.jpg"))[: args.images]
+        folder = work / "photos"
+        folder.mkdir()
+        for p in photos:
+            shutil.copy(p, folder / p.name)
+        data = work / "data-search"
+        run(viewfinder("index", str(folder), "--data-dir", str(data)), env)
+        results["local_search"] = local_search(data, env, args.searches)
+        print(f"viewfinder search:             {results['local_search']}", flush=True)
+        results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    out = ROOT / "bench" / "results" / "first_run.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
