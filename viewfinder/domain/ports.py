@@ -249,6 +249,10 @@ class VectorIndex(Protocol):
     def reset(self, model_id: str, dim: int, spec: str = "") -> None:
         """Drop every vector and record a new model."""
 
+    def closed_cleanly(self) -> bool:
+        """Whether whoever used this index before `open` closed it, so that no crash can have
+        left it out of step with the metadata (False when it can't tell)."""
+
     def ping(self, timeout_s: float) -> None:
         """Raise `Unavailable` unless the index is open, reachable and loaded for searches."""
 

@@ -104,7 +104,9 @@ class ImageService:
             released = self.metadata.release_leases()
             if released:
                 log.info("re-queued %d images claimed before the last stop", released)
-        self.reconcile()
+        # comparing every id takes seconds at a million images: only a crash needs it
+        if not all(index.closed_cleanly() for index in self.spaces.indexes()):
+            self.reconcile()
 
     def reconcile(self) -> None:
         """Make the vector index agree with the metadata after a crash."""
@@ -301,7 +303,7 @@ class ImageService:
         found = index.search(tenant, qvec, request.max_results)
         if not found:
             return []
-        scores = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        scores = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32), qvec)
         return self._hits(tenant, [i for i, _ in found], scores, request.threshold)
 
     def _joined_search(
@@ -326,7 +328,7 @@ class ImageService:
             return []
         ids = [i for i, _ in found]
         records = self.metadata.get_images(tenant, ids)
-        vision = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32))
+        vision = embedder.calibrate(np.array([s for _, s in found], dtype=np.float32), qvec)
         texts = [_metadata_text(records[i].metadata) if i in records else "" for i in ids]
         text_scores = np.zeros(len(ids), dtype=np.float32)
         with_text = [n for n, t in enumerate(texts) if t]

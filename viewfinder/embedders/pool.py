@@ -94,8 +94,10 @@ class BoundedEmbedder:
         self.pool.record("texts", len(texts), time.perf_counter() - started)
         return vectors
 
-    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
-        return self.inner.calibrate(similarities)
+    def calibrate(
+        self, similarities: np.ndarray, query_vector: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.inner.calibrate(similarities, query_vector)
 
     def __getattr__(self, name: str) -> Any:
         # the model's own extras (`describe`, `family`, counters in tests) stay reachable

@@ -126,6 +126,7 @@ class ExactVectorIndex:
         self._busy = False
         self._closed = False
         self._builder: threading.Thread | None = None
+        self._was_clean = False
 
     @property
     def model_id(self) -> str | None:
@@ -157,9 +158,13 @@ class ExactVectorIndex:
                     "to re-embed every image with the new model, or select the old model again"
                 )
             self._model_id, self._dim = model_id, dim
+            self._was_clean = self._file.take_clean_mark()
             self._file.map_vectors(dim)
             self._load_ann()
         self._schedule()
+
+    def closed_cleanly(self) -> bool:
+        return self._was_clean
 
     def _load_ann(self) -> None:
         assert self._file is not None
@@ -338,6 +343,8 @@ class ExactVectorIndex:
                 ann.close()
             self._ann.clear()
             if self._file is not None:
+                if self._dim is not None:
+                    self._file.mark_clean()
                 self._file.close()
                 self._file = None
             self._closed = True

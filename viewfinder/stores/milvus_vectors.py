@@ -371,5 +371,8 @@ class MilvusVectorIndex:
         if getattr(state, "name", str(state)) != "Loaded":
             raise Unavailable(f"the Milvus collection {self.name} is not loaded ({state})")
 
+    def closed_cleanly(self) -> bool:
+        return False  # shared by processes that come and go: always reconcile
+
     def close(self) -> None:
         self._client.close()

@@ -147,6 +147,18 @@ class VectorFile:
                 [("model_id", model_id), ("dim", str(dim)), ("spec", spec)],
             )
 
+    def take_clean_mark(self) -> bool:
+        """Whether the index was closed cleanly last time; it is marked in use from now on."""
+        clean = self.meta().get("clean") == "1"
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '0')")
+        return clean
+
+    def mark_clean(self) -> None:
+        """Record a clean close (every write of this process finished)."""
+        with self._transaction():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('clean', '1')")
+
     def map_vectors(self, dim: int) -> None:
         """Map the vector rows (once the dimension is known)."""
         if self.vectors is None or self.vectors.width != dim:

@@ -115,3 +115,19 @@ def test_a_graph_loads_beside_the_model_runtime(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "alive" in done.stdout, done.stderr
+
+
+def test_a_clean_close_is_remembered_until_the_next_open(tmp_path: Path) -> None:
+    first = ExactVectorIndex(tmp_path / "v")
+    first.open("m", 4)
+    assert not first.closed_cleanly()  # new: nothing to vouch for it
+    first.close()
+    second = ExactVectorIndex(tmp_path / "v")
+    second.open("m", 4)
+    assert second.closed_cleanly()
+    # a process that dies with the index open never marks it: the next one is told
+    third = ExactVectorIndex(tmp_path / "v")
+    third.open("m", 4)
+    assert not third.closed_cleanly()
+    second.close()
+    third.close()

@@ -101,6 +101,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_vector(
     )
     index = ExactVectorIndex(path, ann_threshold=300, background=False)
     index.open("m", DIM)
+    assert not index.closed_cleanly()  # so the service reconciles it with the metadata
     try:
         stored = {
             i: (t, v)
