@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from .evaluation import (
     load_captioned_folder,
     rank_metrics,
     relevance_matrix,
+    subset_metrics,
 )
 
 EVAL_TENANT = "eval"
@@ -35,6 +36,8 @@ class EvalReport:
     failed: int
     calibration: list[CalibrationRow]
     load_s: float = 0.0  # loading the model (building it, on a machine's first run)
+    # the same figures over the queries that name a colour ("colour") or a person ("person")
+    subsets: dict[str, RetrievalMetrics] = field(default_factory=dict)
 
 
 def run_eval(folder: Path, settings: Settings, embedder: Embedder | None = None) -> EvalReport:
@@ -61,13 +64,18 @@ def run_eval(folder: Path, settings: Settings, embedder: Embedder | None = None)
         failed = sum(service.get(EVAL_TENANT, i).status != IndexingStatus.INDEXED for i in ids)
         texts, targets = caption_queries(items)
         sims = np.full((len(texts), len(ids)), -np.inf, dtype=np.float32)
+        scores = np.zeros_like(sims)
         query_started = time.perf_counter()
+        qvecs = []
         for row, text in enumerate(texts):
             qvec = service.embedder.embed_texts([text])[0]
+            qvecs.append(qvec)
             for image_id, sim in service.vectors.search(EVAL_TENANT, qvec, len(ids)):
                 sims[row, column[image_id]] = sim
         query_ms = 1000 * (time.perf_counter() - query_started) / max(1, len(texts))
-        scores = service.embedder.calibrate(np.where(np.isfinite(sims), sims, -1.0))
+        for row, qvec in enumerate(qvecs):  # per query, as a search calibrates
+            found = np.where(np.isfinite(sims[row]), sims[row], -1.0)
+            scores[row] = service.embedder.calibrate(found, qvec)
         return EvalReport(
             model_id=service.embedder.model_id,
             metrics=rank_metrics(sims, targets),
@@ -76,6 +84,7 @@ def run_eval(folder: Path, settings: Settings, embedder: Embedder | None = None)
             failed=failed,
             calibration=calibration_table(scores, relevance_matrix(targets, len(ids))),
             load_s=load_s,
+            subsets=subset_metrics(sims, targets, texts),
         )
     finally:
         service.close()

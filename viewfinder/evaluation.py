@@ -157,6 +157,25 @@ def rank_metrics(scores: np.ndarray, targets: np.ndarray) -> RetrievalMetrics:
     )
 
 
+def caption_subsets(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Boolean masks of the queries that name a colour ("colour") or a person ("person")."""
+    from .embedders.builtin.colours import names_colour
+    from .embedders.builtin.people import names_person
+
+    return {
+        "colour": np.array([names_colour(t) for t in texts], dtype=bool),
+        "person": np.array([names_person(t) for t in texts], dtype=bool),
+    }
+
+
+def subset_metrics(
+    scores: np.ndarray, targets: np.ndarray, texts: Sequence[str]
+) -> dict[str, RetrievalMetrics]:
+    """`rank_metrics` over the colour-caption and the person-caption queries separately."""
+    s, t = np.asarray(scores), np.asarray(targets)
+    return {name: rank_metrics(s[m], t[m]) for name, m in caption_subsets(texts).items()}
+
+
 def relevance_matrix(targets: np.ndarray, n_images: int) -> np.ndarray:
     """Boolean (n_queries, n_images): True where the image is the query's target."""
     targets = np.asarray(targets, dtype=np.int64)

@@ -158,3 +158,16 @@ def test_duplicate_images_are_rejected(tmp_path: Path) -> None:
     line = json.dumps({"image": "a.jpg", "captions": ["x"]})
     with pytest.raises(ValidationError, match="listed twice"):
         load_captioned_folder(_folder(tmp_path, [line, line]))
+
+
+def test_subset_metrics_split_colour_and_person_captions() -> None:
+    from viewfinder.evaluation import caption_subsets, subset_metrics
+
+    texts = ["a red car", "a man riding a horse", "a bowl of soup", "A woman in a Blue dress"]
+    masks = caption_subsets(texts)
+    assert masks["colour"].tolist() == [True, False, False, True]
+    assert masks["person"].tolist() == [False, True, False, True]
+    scores = np.tile([0.1, 0.2, 0.3, 0.9], (4, 1))  # every query ranks image 3 first
+    subsets = subset_metrics(scores, np.array([3, 0, 1, 3]), texts)
+    assert subsets["colour"].n_queries == 2 and subsets["colour"].recall_at_1 == 100.0
+    assert subsets["person"].n_queries == 2 and subsets["person"].recall_at_1 == 50.0

@@ -52,6 +52,15 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
         "model_load_s": round(report.load_s, 2),
         "query_ms": round(report.query_ms, 2),
         "failed_images": report.failed,
+        "subsets": {
+            name: {
+                "queries": s.n_queries,
+                "recall_at_1": round(s.recall_at_1, 2),
+                "recall_at_5": round(s.recall_at_5, 2),
+                "recall_at_10": round(s.recall_at_10, 2),
+            }
+            for name, s in report.subsets.items()
+        },
         "calibration": [
             {"threshold": r.threshold, "precision": r.precision, "recall": r.recall}
             for r in report.calibration
@@ -64,6 +73,11 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
     click.echo(f"images, queries  {m.n_images}, {m.n_queries}")
     click.echo(f"Recall@1/5/10    {m.recall_at_1:.1f} / {m.recall_at_5:.1f} / {m.recall_at_10:.1f}")
     click.echo(f"median rank      {m.median_rank:g}")
+    for name, s in report.subsets.items():
+        click.echo(
+            f"  {name + ' captions':<15}{s.recall_at_1:.1f} / {s.recall_at_5:.1f} / "
+            f"{s.recall_at_10:.1f}  ({s.n_queries} queries)"
+        )
     click.echo(f"indexing         {report.images_per_s:.1f} images/s (decode + embed + commit)")
     click.echo(f"model load       {report.load_s:.1f} s (not counted above)")
     click.echo(f"query            {report.query_ms:.1f} ms (embed + rank)")

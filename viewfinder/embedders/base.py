@@ -15,7 +15,9 @@ class Embedder(Protocol):
 
     Both methods return float32 arrays of shape (n, dim), each row L2-normalised.
     `calibrate` maps raw dot products between a text and an image vector to scores in
-    [0, 1] that mean the same for every query; it must be monotonic.
+    [0, 1] that mean the same for every query; it must be monotonic in the similarity for a
+    given query. `query_vector`, when given, is the vector the similarities were measured
+    from, so that a model may judge them against that query's own typical similarities.
     """
 
     @property
@@ -28,7 +30,9 @@ class Embedder(Protocol):
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def calibrate(self, similarities: np.ndarray) -> np.ndarray: ...
+    def calibrate(
+        self, similarities: np.ndarray, query_vector: np.ndarray | None = None
+    ) -> np.ndarray: ...
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

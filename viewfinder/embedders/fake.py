@@ -83,5 +83,7 @@ class FakeEmbedder:
                 rows.append(np.random.default_rng(seed).standard_normal(self._dim))
         return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self._dim), np.float32)
 
-    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
+    def calibrate(
+        self, similarities: np.ndarray, query_vector: np.ndarray | None = None
+    ) -> np.ndarray:
         return logistic(similarities, center=0.5, slope=10.0)

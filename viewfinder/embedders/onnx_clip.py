@@ -439,8 +439,10 @@ class OnnxClipEmbedder:
         tokens = self._tokenizer.encode(texts)
         return self._finish(self._textual(tokens.ids, tokens.mask), self._textual.path)
 
-    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
-        """Scores in [0, 1], monotonic in the dot product."""
+    def calibrate(
+        self, similarities: np.ndarray, query_vector: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores in [0, 1], monotonic in the dot product (one map for every query)."""
         return logistic(similarities, self._calibration.center, self._calibration.slope)
 
     def _finish(self, vectors: np.ndarray, path: Path) -> np.ndarray:

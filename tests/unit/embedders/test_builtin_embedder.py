@@ -29,6 +29,7 @@ COCO = SHARED / "data" / "coco_mini" / "images"
 PINNED = {
     1: {"minilm": "967e3ac976c79387", "e5": "d8f633ce01275f4b"},
     2: {"minilm": "e617c50c14a49327", "e5": "ca07354814f30f8b"},
+    3: {"minilm": "39870ce2e76a3ee6", "e5": "75b204c470bf9dc8"},
 }
 
 needs_packages = pytest.mark.skipif(
@@ -82,14 +83,14 @@ def test_unknown_options_and_missing_packages_are_configuration_errors(tmp_path:
 def test_satisfies_the_embedder_contract(embedder: BuiltinEmbedder) -> None:
     assert isinstance(embedder, Embedder)
     assert embedder.model_id == f"builtin-effnetlite2-minilm-v{RECIPE_VERSION}"
-    assert embedder.dim == 384
+    assert embedder.dim == 384 + 11  # the text space + the colour block (colours.py)
     images = embedder.embed_images(_photos())
     texts = embedder.embed_texts(["a red square", "un chat", "", "a dog " * 200])
     for vecs, n in ((images, 6), (texts, 4)):
-        assert vecs.shape == (n, 384) and vecs.dtype == np.float32
+        assert vecs.shape == (n, embedder.dim) and vecs.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
-    assert embedder.embed_images([]).shape == (0, 384)
-    assert embedder.embed_texts([]).shape == (0, 384)
+    assert embedder.embed_images([]).shape == (0, embedder.dim)
+    assert embedder.embed_texts([]).shape == (0, embedder.dim)
     # batching must not change results
     one_by_one = np.concatenate([embedder.embed_images([im]) for im in _photos()[:3]])
     np.testing.assert_allclose(one_by_one, images[:3], atol=1e-5)
@@ -152,7 +153,7 @@ def test_cache_is_reused_and_a_corrupt_graph_is_rebuilt(
 @needs_packages
 def test_parts_load_on_first_use(builtin_cache: Path) -> None:
     model = BuiltinEmbedder(builtin_cache)
-    assert model.loaded_parts == frozenset() and model.dim == 384  # nothing loaded yet
+    assert model.loaded_parts == frozenset() and model.dim == 395  # nothing loaded yet
     model.embed_texts(["a dog on a beach"])
     assert model.loaded_parts == {"text"}  # a query needs no image tower, no class table
     model.embed_images(_photos()[:1])

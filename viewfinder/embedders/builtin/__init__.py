@@ -28,10 +28,13 @@ from PIL import Image
 from ...errors import ConfigurationError
 from ..base import l2_normalize, logistic
 from .cache import ModelCache
+from .calibration import calibrated
 from .class_table import load_class_table
 from .classes import class_names, class_prompts
+from .colours import TERMS, colour_constants, image_colours, query_colours
+from .projection import ShippedModel, load_shipped
 from .text import TEXT_DIMS, TEXT_MODELS, TextTower, load_text_tower
-from .vision import VARIANTS, ImageTower
+from .vision import VARIANTS, ImageTower, softmax
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ __all__ = [
 
 # Bump whenever anything that changes the vectors changes (recipe, prompts, preprocessing,
 # graph): it is part of `model_id`, and stores refuse to mix vectors of different model ids.
-RECIPE_VERSION = 2  # 2: one view per image (no mirrored second view): twice as fast
+RECIPE_VERSION = 3  # 3: learned projection + colour block (minilm); 2: one view per image
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,13 @@ class Recipe:
     # Averaging over a mirrored second view gains ~1 point Recall@1 on coco_mini for twice the
     # image-tower compute; on a 2-core machine without AVX-512 that halves indexing speed.
     mirror_view: bool = False
+    # share of the shipped learned projection (projection.py) in the image's semantic vector
+    projection_weight: float = 0.0
+    # colour (colours.py): a query's score gains colour_weight * sqrt(share of the subject in
+    # the colours it names); 0 leaves the vector without a colour block
+    colour_weight: float = 0.0
+    colour_share: float = 0.3  # the colour block's length in a unit image vector
+    # the global logistic: image-to-image scores, and texts when no query vector is given
     calibration_center: float = 0.0  # cosine at which the calibrated score is 0.5
     calibration_slope: float = 10.0
 
@@ -69,7 +79,13 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # calibration: logistic fitted on the 1195 x 239 caption/photo pairs of coco_mini, matching
     # and non-matching pairs weighted equally (score 0.5 = likelihood ratio 1)
-    "minilm": Recipe(image_centering=1.5, calibration_center=0.234, calibration_slope=13.94),
+    "minilm": Recipe(
+        image_centering=1.5,
+        projection_weight=0.3,
+        colour_weight=0.2,
+        calibration_center=0.234,
+        calibration_slope=13.94,
+    ),
     "e5": Recipe(
         image_centering=0.8,
         query_centering=0.5,
@@ -113,6 +129,7 @@ class BuiltinEmbedder:
         self._image: ImageTower | None = None
         self._table: tuple[np.ndarray, np.ndarray] | None = None
         self._names: list[str] | None = None
+        self._shipped: ShippedModel | None = None
 
     @property
     def model_id(self) -> str:
@@ -120,7 +137,7 @@ class BuiltinEmbedder:
 
     @property
     def dim(self) -> int:
-        return TEXT_DIMS[self.text_model]
+        return TEXT_DIMS[self.text_model] + (len(TERMS) if self.recipe.colour_weight else 0)
 
     @property
     def loaded_parts(self) -> frozenset[str]:
@@ -160,13 +177,25 @@ class BuiltinEmbedder:
         """The class embeddings and their mean."""
         with self._lock:
             if self._table is None:
-                classes = load_class_table(self.text_model, self.dim, self.cache)
+                classes = load_class_table(self.text_model, TEXT_DIMS[self.text_model], self.cache)
                 self._table = (classes, classes.mean(axis=0).astype(np.float32))
             return self._table
+
+    def shipped(self) -> ShippedModel | None:
+        """The shipped projection, calibration bank and coefficients (None: recipe has none)."""
+        if not self.recipe.projection_weight:
+            return None
+        with self._lock:
+            if self._shipped is None:
+                self._shipped = load_shipped(self.text_model, self.dim)
+            return self._shipped
 
     def class_weights(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, 1000) convex weights over classes: tempered probabilities, top-k, renormalised."""
         p = self._image_tower().probabilities(images, self.recipe.temperature)
+        return self._top_k(p)
+
+    def _top_k(self, p: np.ndarray) -> np.ndarray:
         k = self.recipe.top_k
         if k < p.shape[1]:
             drop = np.argpartition(-p, k, axis=1)[:, k:]
@@ -178,8 +207,15 @@ class BuiltinEmbedder:
         if len(images) == 0:
             return np.zeros((0, self.dim), np.float32)
         classes, mean = self._class_table()
-        mixed = l2_normalize(self.class_weights(images) @ classes)
-        return l2_normalize(mixed - self.recipe.image_centering * mean)
+        out = self._image_tower().forward(images)
+        weights = self._top_k(softmax(out.logits, self.recipe.temperature))
+        shipped = self.shipped()
+        return image_vectors(
+            self.recipe,
+            conse_vectors(self.recipe, weights, classes, mean),
+            shipped.projection.apply(out.features) if shipped is not None else None,
+            image_colours(out.thumbnails, out.saliency) if self.recipe.colour_weight else None,
+        )
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit vectors, one per query text."""
@@ -188,10 +224,16 @@ class BuiltinEmbedder:
         q = self._text_tower().embed(list(texts), kind="query")
         if self.recipe.query_centering:
             q = l2_normalize(q - self.recipe.query_centering * self._class_table()[1])
-        return q
+        return text_vectors(self.recipe, q, texts)
 
-    def calibrate(self, similarities: np.ndarray) -> np.ndarray:
-        """Cosine similarity to [0, 1]; 0.5 is where a match is as likely as not (coco_mini)."""
+    def calibrate(
+        self, similarities: np.ndarray, query_vector: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cosine similarity to [0, 1]: per query against the shipped reference bank when the
+        query's vector is given (docs/builtin-model.md), else one global logistic."""
+        shipped = self.shipped() if query_vector is not None else None
+        if shipped is not None and query_vector is not None:
+            return calibrated(similarities, query_vector, shipped.bank, shipped.calibration)
         return logistic(
             similarities, center=self.recipe.calibration_center, slope=self.recipe.calibration_slope
         )
@@ -209,5 +251,43 @@ def recipe_fingerprint(text_model: str) -> str:
     recipe = asdict(RECIPES[text_model])
     recipe.pop("calibration_center")
     recipe.pop("calibration_slope")
-    blob = json.dumps([recipe, class_prompts(), sorted(VARIANTS)], ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    parts: list[object] = [recipe, class_prompts(), sorted(VARIANTS)]
+    if RECIPES[text_model].colour_weight:
+        parts.append(colour_constants())
+    digest = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode())
+    if RECIPES[text_model].projection_weight:
+        projection = load_shipped(text_model, TEXT_DIMS[text_model] + len(TERMS)).projection
+        digest.update(projection.mean.tobytes() + projection.weights.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def conse_vectors(
+    recipe: Recipe, weights: np.ndarray, classes: np.ndarray, mean: np.ndarray
+) -> np.ndarray:
+    """ConSE: the class-weighted mean of class embeddings, centred, as unit rows."""
+    mixed = l2_normalize(weights @ classes)
+    return l2_normalize(mixed - recipe.image_centering * mean)
+
+
+def image_vectors(
+    recipe: Recipe, conse: np.ndarray, projected: np.ndarray | None, colours: np.ndarray | None
+) -> np.ndarray:
+    """Blend ConSE with the projection, then append the colour block (unit rows)."""
+    v = conse
+    if projected is not None and recipe.projection_weight:
+        w = recipe.projection_weight
+        v = l2_normalize((1.0 - w) * conse + w * projected)
+    if colours is None or not recipe.colour_weight:
+        return l2_normalize(v)
+    b = recipe.colour_share
+    return np.concatenate([np.sqrt(1.0 - b * b) * v, b * colours], axis=1).astype(np.float32)
+
+
+def text_vectors(recipe: Recipe, q: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Append the colour-word block to unit text embeddings, scaled so that a query's cosine
+    is (up to its norm) the semantic cosine + colour_weight * the named colours' share."""
+    if not recipe.colour_weight:
+        return q
+    b = recipe.colour_share
+    gain = recipe.colour_weight * np.sqrt(1.0 - b * b) / b
+    return l2_normalize(np.concatenate([q, gain * query_colours(list(texts))], axis=1))

@@ -148,7 +148,9 @@ class _GraphBuilder:
 
 
 def build_onnx(state: Mapping[str, np.ndarray], image_size: int) -> bytes:
-    """Serialise EfficientNet-Lite (input: normalised NCHW float32, output: logits) to ONNX."""
+    """Serialise EfficientNet-Lite to ONNX: normalised NCHW float32 in; out come the logits,
+    the pooled 1280-d head feature ("features") and the head's mean activation per cell of its
+    final grid ("saliency", (n, h, w): where the network looks), all from one forward pass."""
     from onnx import TensorProto, checker, helper
 
     g = _GraphBuilder()
@@ -164,9 +166,13 @@ def build_onnx(state: Mapping[str, np.ndarray], image_size: int) -> bytes:
         x, _ = g.conv_bn(x, size, state, p + "_project_conv", p + "_bn2", relu6=False)
         if spec.residual:
             x = g.node("Add", [x, inp])
-    x, _ = g.conv_bn(x, size, state, "_conv_head", "_bn1")
-    x = g.node("GlobalAveragePool", [x])
-    x = g.node("Flatten", [x], axis=1)
+    head, _ = g.conv_bn(x, size, state, "_conv_head", "_bn1")
+    g.nodes.append(
+        helper.make_node("ReduceMean", [head], ["saliency"], axes=[1], keepdims=0, name="sal")
+    )
+    x = g.node("GlobalAveragePool", [head])
+    g.nodes.append(helper.make_node("Flatten", [x], ["features"], axis=1, name="features"))
+    x = "features"
     fc_w = g.const("fc_w", state["_fc.weight"].astype(np.float32))
     fc_b = g.const("fc_b", state["_fc.bias"].astype(np.float32))
     n_classes = int(state["_fc.weight"].shape[0])
@@ -179,7 +185,13 @@ def build_onnx(state: Mapping[str, np.ndarray], image_size: int) -> bytes:
                 "input", TensorProto.FLOAT, ["batch", 3, image_size, image_size]
             )
         ],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_classes]),
+            helper.make_tensor_value_info(
+                "features", TensorProto.FLOAT, ["batch", int(state["_conv_head.weight"].shape[0])]
+            ),
+            helper.make_tensor_value_info("saliency", TensorProto.FLOAT, ["batch", "h", "w"]),
+        ],
         initializer=g.inits,  # type: ignore[arg-type]
     )
     model = helper.make_model(

@@ -23,7 +23,7 @@ from .cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: pooled features and saliency are graph outputs too
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,27 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
+THUMB_POOL = 8  # thumbnails are the network input averaged over 8 x 8 pixel blocks
+
+
+def thumbnails(batch: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) RGB in [0, 1]: a preprocessed batch, block-averaged (for colour)."""
+    n, c, h, w = batch.shape
+    f = THUMB_POOL
+    small = batch[:, :, : h - h % f, : w - w % f].reshape(n, c, h // f, f, w // f, f)
+    return np.clip((small.mean(axis=(3, 5)) + 1.0) / 2.0, 0.0, 1.0).transpose(0, 2, 3, 1)
+
+
+@dataclass(frozen=True)
+class TowerOutput:
+    """What one forward pass gives per image: rows line up with the images."""
+
+    logits: np.ndarray  # (n, 1000) ImageNet logits
+    features: np.ndarray  # (n, 1280) pooled head feature (before the classifier)
+    saliency: np.ndarray  # (n, gh, gw) mean head activation per cell
+    thumbnails: np.ndarray  # (n, th, tw, 3) RGB in [0, 1]
+
+
 class ImageTower:
     """Batched class probabilities for PIL images."""
 
@@ -132,6 +153,20 @@ class ImageTower:
         """Raw ImageNet logits for a preprocessed (n, 3, size, size) batch."""
         (out,) = self._session.run(["logits"], {"input": batch})
         return np.asarray(out)
+
+    def forward(self, images: Sequence[Image.Image]) -> TowerOutput:
+        """Logits, pooled features, saliency and thumbnails of `images`, one view each."""
+        size = self.variant.image_size
+        parts: list[list[np.ndarray]] = [[], [], [], []]
+        for start in range(0, len(images), self.batch_size):
+            batch = np.stack(
+                [preprocess(img, size) for img in images[start : start + self.batch_size]]
+            )
+            outs = self._session.run(["logits", "features", "saliency"], {"input": batch})
+            for part, out in zip(parts, [*outs, thumbnails(batch)], strict=True):
+                part.append(np.asarray(out, np.float32))
+        logits, features, saliency, thumbs = (np.concatenate(p) for p in parts)
+        return TowerOutput(logits, features, saliency, thumbs)
 
     def probabilities(self, images: Sequence[Image.Image], temperature: float) -> np.ndarray:
         """(n, 1000) class probabilities, averaged over the plain and mirrored views."""
