@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,11 +78,21 @@ def serve(
     )
     sweeper = blob_sweeper(settings, service)
     sweeper.start()
+    # uvicorn stops accepting on SIGTERM/SIGINT, finishes the requests in flight, then raises
+    # the signal again for the handler it found: this one lets the cleanup below run and the
+    # process exit 0, instead of dying by the default handler with the stores left open
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     finally:
         sweeper.stop()
         service.close()
+
+
+def _stopped(signum: int, _frame: Any) -> None:
+    """The signal uvicorn already shut down on: nothing left to do but the cleanup."""
+    logging.getLogger(__name__).info("%s: stopped", signal.Signals(signum).name)
 
 
 @cli.command()
