@@ -165,7 +165,10 @@ def serve_and_measure(
 def writes(path: Path, dim: int, tenant: str, threshold: int) -> dict[str, float]:
     """p50 of an upsert of 16 and of a delete of one, through the index API."""
     index = ExactVectorIndex(path, ann_threshold=threshold)
-    index.open(index.stored_model().model_id, dim)  # type: ignore[union-attr]
+    model = index.stored_model()
+    assert model is not None
+    dim = model.dim
+    index.open(model.model_id, dim)
     data = Data(1000, dim, seed=5)
     upserts, deletes = [], []
     for _ in range(30):
@@ -189,6 +192,7 @@ def recall(path: Path, settings: Settings, dim: int, tenant: str, total: int) ->
     exact = ExactVectorIndex(path, ann_threshold=0)
     model = approx.stored_model()
     assert model is not None
+    dim = model.dim
     for index in (approx, exact):
         index.open(model.model_id, dim)
     from viewfinder.embedders.factory import load_embedder  # noqa: PLC0415
@@ -226,10 +230,16 @@ def run_size(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "VIEWFINDER_WORKERS": "1",
     }
     tenant = "tenant-0007" if tenants > 1 else "bench"
-    key = cli(data_dir, "keys", "create", tenant, env=env).strip()
     settings = Settings(data_dir=data_dir, model=args.model)
-    print(f"{name}: seeding {tenants * per_tenant} vectors", flush=True)
-    seeded_s, build_s, dim = seed(settings, tenants, per_tenant)
+    done = data_dir / "seeded.json"
+    if done.exists():  # a kept data directory: measure it again
+        key, seeded_s, build_s, dim = json.loads(done.read_text())
+        print(f"{name}: reusing {data_dir}", flush=True)
+    else:
+        key = cli(data_dir, "keys", "create", tenant, env=env).strip()
+        print(f"{name}: seeding {tenants * per_tenant} vectors", flush=True)
+        seeded_s, build_s, dim = seed(settings, tenants, per_tenant)
+        done.write_text(json.dumps([key, seeded_s, build_s, dim]))
     print(f"{name}: seeded in {seeded_s:.0f} s, graphs built in {build_s:.0f} s", flush=True)
     path = data_dir / "vectors.db"
     result: dict[str, Any] = {"vectors": tenants * per_tenant, "tenants": tenants}
@@ -253,7 +263,9 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("VIEWFINDER_MODEL", "builtin"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
-    parser.add_argument("--keep", type=Path, help="keep the data directories here")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the data directories here (and reuse them next time)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -263,9 +275,10 @@ def main() -> None:
     results: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["machine"] = f"{platform.machine()} {os.cpu_count()} cores"
     results["model"] = args.model
-    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
         for name in sizes:
-            results[name] = run_size(name, args, Path(tmp))
+            results[name] = run_size(name, args, root)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
             show(name, results[name])
