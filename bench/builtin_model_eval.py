@@ -35,6 +35,7 @@ from viewfinder.evaluation import (  # noqa: E402
     load_captioned_folder,
     rank_metrics,
     relevance_matrix,
+    subset_metrics,
 )
 
 BATCH = 16
@@ -50,6 +51,13 @@ def main() -> None:
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "viewfinder-bench" / "builtin"
     )
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--train-with",
+        type=Path,
+        nargs="*",
+        default=[ROOT.parent / "shared" / "data" / "tiny_coco"],
+        help="other folders the projection trains on in cross-validation (tiny_coco = bank)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -86,7 +94,7 @@ def main() -> None:
     metrics = rank_metrics(sims, targets)
     relevant = relevance_matrix(targets, len(items))
     center, slope = fit_logistic(sims, relevant, balanced=True)
-    calibrated = emb.calibrate(sims)
+    calibrated = np.stack([emb.calibrate(sims[i], query_vecs[i]) for i in range(len(texts))])
     table = calibration_table(calibrated, relevant)
 
     result = {
@@ -108,6 +116,8 @@ def main() -> None:
         "calibration_table": [asdict(r) for r in table],
         "machine": {"cpus": _cpus(), "python": platform.python_version()},
     }
+    cv = _cross_validation(emb, args, texts, targets, relevant)
+    result["cross_validation"] = cv
     m = metrics
     print(f"model            {emb.model_id}")
     print(f"queries/images   {len(texts)} / {len(items)}")
@@ -129,6 +139,7 @@ def main() -> None:
             f"score >= {row.threshold:.1f}   precision {prec}  recall {row.recall:.3f}"
             f"  ({row.predicted} pairs)"
         )
+    _print_cv(cv)
     out = (
         args.out
         or ROOT / "bench" / "results" / f"builtin_model_{args.variant}_{args.text_model}.json"
@@ -136,6 +147,61 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
+
+
+def _cross_validation(
+    emb: BuiltinEmbedder,
+    args: argparse.Namespace,
+    texts: list[str],
+    targets: np.ndarray,
+    relevant: np.ndarray,
+) -> dict[str, object]:
+    """k-fold figures: each photo embedded by a projection not trained on it (train_projection)."""
+    from viewfinder.embedders.builtin import train_projection as tp
+
+    if emb.shipped() is None:
+        return {}
+    cache = Path(tempfile.gettempdir()) / "viewfinder-train"
+    target = tp.extract(emb, args.data, cache)
+    others = [tp.extract(emb, d, cache) for d in args.train_with]
+    bank = next((f for f in others if f.name == "tiny_coco"), None)
+    folds = tp.cross_validate(emb, target, others, bank)
+    scores = tp.calibrate_out_of_fold(folds, relevant)
+    out: dict[str, object] = {
+        "folds": tp.FOLDS,
+        "trained_with": [str(d) for d in args.train_with],
+        "metrics": asdict(rank_metrics(folds.sims, targets)),
+        "subsets": {k: asdict(v) for k, v in subset_metrics(folds.sims, targets, texts).items()},
+        "recipe2_metrics": asdict(rank_metrics(folds.conse_sims, targets)),
+        "recipe2_subsets": {
+            k: asdict(v) for k, v in subset_metrics(folds.conse_sims, targets, texts).items()
+        },
+        "calibration_table": [asdict(r) for r in calibration_table(scores, relevant)],
+        "others_kept": {str(t): float((scores[~relevant] >= t).mean()) for t in (0.3, 0.5, 0.7)},
+    }
+    return out
+
+
+def _print_cv(cv: dict[str, object]) -> None:
+    if not cv:
+        return
+    print(f"--- {cv['folds']}-fold cross-validation (every photo embedded out of fold) ---")
+    rows = [("all", cv["metrics"], cv["recipe2_metrics"])]
+    for name in ("colour", "person"):
+        rows.append((name, cv["subsets"][name], cv["recipe2_subsets"][name]))  # type: ignore[index]
+    for name, m, base in rows:
+        print(
+            f"{name:<7} R@1/5/10 {m['recall_at_1']:.1f} / {m['recall_at_5']:.1f} / "  # type: ignore[index]
+            f"{m['recall_at_10']:.1f}  ({m['n_queries']} queries; recipe 2: "  # type: ignore[index]
+            f"{base['recall_at_1']:.1f} / {base['recall_at_5']:.1f} / {base['recall_at_10']:.1f})"  # type: ignore[index]
+        )
+    kept = cv["others_kept"]
+    for row in cv["calibration_table"]:  # type: ignore[attr-defined]
+        prec = "-" if row["precision"] is None else f"{row['precision']:.3f}"
+        print(
+            f"score >= {row['threshold']:.1f}   precision {prec}  recall {row['recall']:.3f}  "
+            f"others kept {100 * kept[str(row['threshold'])]:.1f}%"  # type: ignore[index]
+        )
 
 
 def _cpus() -> int:
