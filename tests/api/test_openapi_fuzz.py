@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
@@ -114,10 +116,17 @@ def fuzz_key(service: ImageService) -> str:
     return KeyRing(service.metadata).create("fuzz").secret
 
 
+@dataclass
+class Fuzzed:
+    schema: Any  # schemathesis' view of the served document, bound to the app
+    image_id: str  # an image of the tenant, and its URL's signature
+    signed: dict[str, str]
+
+
 @pytest.fixture
-def fuzzed(settings: Settings, service: ImageService, fuzz_key: str) -> Iterator[Any]:
-    """The app's served schema, as schemathesis reads it, bound to the app; the tenant holds
-    an image, so that the byte routes meet a real one too."""
+def fuzzed(settings: Settings, service: ImageService, fuzz_key: str) -> Iterator[Fuzzed]:
+    """The app's served schema and one real image of the tenant, so that the image and byte
+    routes answer 200 with real bodies too, not only 4xx for generated ids."""
     service.fetches.close()  # generated URLs are refused without any DNS lookup
     service.fetches = FetchPool(
         UrlFetcher(FetchPolicy(timeout_s=1.0), resolver=no_dns), FetchLimits(deadline_s=2.0)
@@ -130,21 +139,27 @@ def fuzzed(settings: Settings, service: ImageService, fuzz_key: str) -> Iterator
             files=[("images", ("red.png", png_bytes((200, 0, 0)), "image/png"))],
         )
         assert uploaded.status_code == 200
+        image = uploaded.json()["results"][0]
         document = client.get("/openapi.json").json()
         loaded = schemathesis.openapi.from_dict(with_metadata_format(document))
         loaded.app = app
-        yield loaded
+        signed = dict(parse_qsl(urlsplit(image["image_url"]).query))
+        yield Fuzzed(loaded, image["image_id"], signed)
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(OPERATIONS))
-def test_every_operation(fuzzed: Any, fuzz_key: str, method: str, path: str) -> None:
-    operation = fuzzed[path][method.upper()]
-    cases = st.one_of(
+def test_every_operation(fuzzed: Fuzzed, fuzz_key: str, method: str, path: str) -> None:
+    operation = fuzzed.schema[path][method.upper()]
+    strategies = [
         operation.as_strategy(GenerationMode.POSITIVE),
         operation.as_strategy(GenerationMode.NEGATIVE),
-    )
+    ]
+    if "{image_id}" in path:  # and the real image, signed where the route wants a signature
+        real = {"image_id": fuzzed.image_id}
+        query = fuzzed.signed if path.startswith("/files/") else None
+        strategies.append(operation.as_strategy(path_parameters=real, query=query))
 
-    @given(case=cases)
+    @given(case=st.one_of(strategies))
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
