@@ -85,7 +85,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusSe
 def milvus_lite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One Milvus Lite file for the session (each test uses its own collection in it)."""
     need_module("pymilvus", "milvus")
-    need_module("milvus_lite", "milvus")
+    need_module("milvus_lite", "milvus-lite")
     return tmp_path_factory.mktemp("lite") / "vectors.db"
 
 

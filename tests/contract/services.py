@@ -255,7 +255,7 @@ class MilvusServer:
 
     def start(self) -> MilvusServer:
         _need("pymilvus", "milvus")
-        _need("milvus_lite", "milvus")
+        _need("milvus_lite", "milvus-lite")
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [

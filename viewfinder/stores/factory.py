@@ -2,7 +2,8 @@
 
 Embedded: `sqlite:///PATH`, `file://PATH`, `exact://PATH`. Shared (optional extras, imported
 only when named): `postgresql://...` (viewfinder[postgres]), `s3://BUCKET/PREFIX`
-(viewfinder[s3]), `milvus://HOST:PORT/NAME` and `milvus-lite:///PATH.db` (viewfinder[milvus]).
+(viewfinder[s3]), `milvus://HOST:PORT/NAME` (viewfinder[milvus]) and `milvus-lite:///PATH.db`
+(viewfinder[milvus-lite]).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _milvus_target(url: str, settings: Settings | None) -> MilvusTarget:
         try:
             import milvus_lite  # noqa: F401 - pymilvus alone only reaches a server
         except ImportError as exc:
-            _missing_extra("milvus", "a Milvus Lite vector index", exc)
+            _missing_extra("milvus-lite", "a Milvus Lite vector index", exc)
         Path(target.uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return target
 
