@@ -8,7 +8,9 @@ exactly from the float32 rows, which is what keeps recall@10 at 0.98 and above.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +20,18 @@ from ..errors import ConfigurationError
 
 CONNECTIVITY = 16  # graph degree: recall vs. memory (~128 bytes a vector at 16)
 EXPANSION_ADD = 48  # candidates kept while inserting: build time vs. graph quality
-_ADD_BATCH = 20000
+_ADD_BATCH = 4096  # rows added between checks for a stop
+
+
+class BuildStopped(Exception):
+    """A build given up because its index is closing or was reset."""
 
 
 def _usearch() -> Any:
-    try:
-        # onnxruntime must be loaded before usearch: the other way round its import crashes
-        # the process (usearch 2.26, onnxruntime 1.2x; both are dependencies of Viewfinder)
+    # onnxruntime must be loaded before usearch: the other way round its import crashes the
+    # process (usearch 2.26, onnxruntime 1.2x; both are dependencies of Viewfinder)
+    with contextlib.suppress(ImportError):
         import onnxruntime  # noqa: F401
-    except ImportError:
-        pass
     try:
         from usearch.index import Index
     except ImportError as exc:  # a declared dependency: only a broken install lacks it
@@ -74,11 +78,13 @@ def build(
     base: Path | None = None,
     stale: np.ndarray | None = None,
     threads: int = 0,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     """Write an index file of `rows` (whose vectors are `vectors[rows]`).
 
     With `base`, start from that file's graph: remove the `stale` rows, then add `rows`.
-    The file is synced before this returns, so that it may be committed.
+    The file is synced before this returns, so that it may be committed. `stop` is asked
+    between batches; when it says so, BuildStopped is raised and no file is written.
     """
     index_type = _usearch()
     if base is not None:
@@ -94,6 +100,8 @@ def build(
             expansion_add=EXPANSION_ADD,
         )
     for start in range(0, len(rows), _ADD_BATCH):
+        if stop():
+            raise BuildStopped
         chunk = rows[start : start + _ADD_BATCH]
         batch = np.ascontiguousarray(vectors[chunk], dtype=np.float32)
         index.add(chunk.astype(np.uint64), batch, threads=threads)

@@ -442,8 +442,19 @@ class ExactVectorIndex:
                 if old is not None:
                     stale = self._stale_rows(old, tid, labels)
                 ann_index.build(
-                    target, dim, rows, vectors, base=old.path if old else None, stale=stale
+                    target,
+                    dim,
+                    rows,
+                    vectors,
+                    base=old.path if old else None,
+                    stale=stale,
+                    stop=lambda g=generation: self._generation != g,  # type: ignore[misc]
                 )
+            except ann_index.BuildStopped:
+                with self._lock:
+                    self._busy = False
+                    self._wake.notify_all()
+                return
             except BaseException:
                 with self._lock:
                     self._busy = False

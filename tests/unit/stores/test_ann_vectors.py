@@ -131,3 +131,27 @@ def test_a_clean_close_is_remembered_until_the_next_open(tmp_path: Path) -> None
     assert not third.closed_cleanly()
     second.close()
     third.close()
+
+
+def test_closing_stops_a_build_midway(tmp_path: Path) -> None:
+    from viewfinder.stores import ann_index
+
+    data = clustered(9000, 16, seed=6)
+    calls: list[int] = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # after the first batch
+
+    with pytest.raises(ann_index.BuildStopped):
+        ann_index.build(tmp_path / "g.usearch", 16, np.arange(9000), data, stop=stop)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
+    index = ExactVectorIndex(tmp_path / "v", ann_threshold=1000)
+    index.open("m", 16)
+    index.upsert([f"i{k}" for k in range(9000)], ["t"] * 9000, data)
+    index.close()  # returns without waiting for the whole graph
+    again = ExactVectorIndex(tmp_path / "v", ann_threshold=1000)
+    again.open("m", 16)
+    assert again.wait_for_builds(60) and len(again._ann) == 1
+    assert again.search("t", data[123], 1)[0][0] == "i123"
+    again.close()
