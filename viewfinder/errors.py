@@ -10,12 +10,15 @@ ViewfinderError                 500 server_error
 ├── RateLimited                 429 rate_limit_error
 ├── ServerError                 500 server_error
 │   └── Unavailable             503 server_error
+│       └── BlobHoldLost        503 server_error  (an upload outlasted the blob sweep grace)
 ├── ConfigurationError          500 server_error  (bad settings, missing model...)
 ├── FetchError                  400 validation_error  (an image URL could not be fetched)
 └── IndexingTimeout             also a TimeoutError (wait_until_indexed ran out of time)
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class ViewfinderError(Exception):
@@ -74,6 +77,22 @@ class ServerError(ViewfinderError):
 
 class Unavailable(ServerError):
     status = 503
+
+
+class BlobHoldLost(Unavailable):
+    """An upload outlasted the blob sweep grace period: the sweeper took its hold, maybe its
+    bytes (see `domain/blob_sweeper.py`).
+
+    Raised by `MetadataStore.insert_images(..., held=True)`, which then inserted nothing; the
+    service stores those images again. Escaping that, it is a 503 ("retry shortly").
+    """
+
+    def __init__(self, image_ids: Iterable[str]) -> None:
+        self.image_ids = frozenset(image_ids)
+        super().__init__(
+            f"the bytes of {len(self.image_ids)} uploaded images were swept before their rows "
+            "were committed; retry shortly"
+        )
 
 
 class ConfigurationError(ViewfinderError):

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from viewfinder.domain.ports import BlobHoldLost, MetadataStore
+from viewfinder.domain.blob_sweeper import BlobSweeper, SweepOptions
+from viewfinder.domain.ports import MetadataStore
 from viewfinder.domain.records import ImageRecord, IndexingStatus
+from viewfinder.errors import BlobHoldLost
 
 from .test_metadata_contract import rec
 
@@ -184,3 +186,33 @@ def test_a_hold_waits_for_a_sweep_of_the_same_bytes_to_finish(
     sweep.join(10)
     assert times["held"] >= times["removed"]
     assert store.sweep_blob(S, cutoff=15, remove=Remover()) is False  # the new hold counts
+
+
+class RecordingBlobs:
+    """Blob store calls a sweep makes, recorded."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete(self, sha256: str) -> None:
+        self.deleted.append(sha256)
+
+    def sweep_partial(self, before: float) -> int:
+        return 0
+
+
+def test_a_stale_mark_waits_for_a_newer_hold_and_a_pass_still_ends(
+    metadata_store: MetadataStore,
+) -> None:
+    store, blobs = metadata_store, RecordingBlobs()
+    sweeper = BlobSweeper(store, blobs, SweepOptions(grace_s=0, batch_size=1))  # type: ignore[arg-type]
+    store.insert_images([rec("a", sha="b")])
+    store.hold_blob("up", S, now=30)  # an upload of the same bytes, in flight
+    store.delete_image("t", "a", now=10)
+    store.hold_blob("dead", "c" * 64, now=5)
+    report = sweeper.sweep_once(now=20)  # the upload's hold is newer: S is still needed
+    assert (report.removed, report.kept) == (1, 1) and blobs.deleted == ["c" * 64]
+    assert store.blob_sweep_candidates(cutoff=20, limit=10) == [S]  # the mark waits
+    assert sweeper.sweep_once(now=20).kept == 1  # looked at once per pass
+    assert sweeper.sweep_once(now=40).removed == 1  # the upload never committed
+    assert blobs.deleted == ["c" * 64, S]

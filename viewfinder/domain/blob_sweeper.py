@@ -76,19 +76,21 @@ class BlobSweeper:
         now = self._clock() if now is None else now
         cutoff = now - self.options.grace_s
         removed = kept = 0
-        left = limit
-        while left is None or left > 0:
-            size = self.options.batch_size if left is None else min(left, self.options.batch_size)
-            candidates = self.metadata.blob_sweep_candidates(cutoff, size)
-            for sha in candidates:
+        seen: set[str] = set()  # a mark may stay (waiting for a newer one): once per pass
+        while limit is None or len(seen) < limit:
+            want = self.options.batch_size
+            if limit is not None:
+                want = min(want, limit - len(seen))
+            candidates = self.metadata.blob_sweep_candidates(cutoff, want + len(seen))
+            fresh = [sha for sha in candidates if sha not in seen][:want]
+            if not fresh:
+                break
+            for sha in fresh:
+                seen.add(sha)
                 if self.metadata.sweep_blob(sha, cutoff, self.blobs.delete):
                     removed += 1
                 else:
                     kept += 1
-            if left is not None:
-                left -= len(candidates)
-            if len(candidates) < size:
-                break
         # a write in progress is never that old, whatever the grace period
         partial = self.blobs.sweep_partial(min(cutoff, now - PARTIAL_MIN_AGE_S))
         if removed or partial:

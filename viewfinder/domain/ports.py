@@ -12,23 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import Unavailable
 from .records import ApiKey, ImageRecord, IndexingStatus, Job
-
-
-class BlobHoldLost(Unavailable):
-    """An upload outlasted the sweep grace period: the sweeper took its hold, maybe its bytes.
-
-    Raised by `MetadataStore.insert_images(..., held=True)`, which then inserted nothing; the
-    service stores those images again. Escaping that, it is a 503 ("retry shortly").
-    """
-
-    def __init__(self, image_ids: Iterable[str]) -> None:
-        self.image_ids = frozenset(image_ids)
-        super().__init__(
-            f"the bytes of {len(self.image_ids)} uploaded images were swept before their rows "
-            "were committed; retry shortly"
-        )
 
 
 @dataclass(frozen=True)

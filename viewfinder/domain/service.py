@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..embedders.base import Embedder
-from ..errors import FetchError, NotFound, ValidationError, ViewfinderError
+from ..errors import BlobHoldLost, FetchError, NotFound, ValidationError, ViewfinderError
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
 from .metadata_rules import servable_text
-from .ports import BlobHoldLost, BlobStore, MetadataStore, VectorIndex
+from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
 
@@ -177,6 +177,11 @@ class ImageService:
                 # Slower than the sweep grace period: the sweeper took the holds and maybe the
                 # bytes. Hold and store those items again, under the same ids.
                 if attempt + 1 == _COMMIT_ATTEMPTS:
+                    # what these uploads stored goes after the grace period, like any dead
+                    # upload's bytes: hold them again, for the sweeper to find
+                    for r in records:
+                        if r.image_id in lost.image_ids and r.sha256:
+                            self.metadata.hold_blob(r.image_id, r.sha256, self._clock())
                     raise
                 log.warning("%d uploads outlasted their holds; storing again", len(lost.image_ids))
                 records = [

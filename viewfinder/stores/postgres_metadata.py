@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.metadata_rules import load_stored_metadata
-from ..domain.ports import BlobHoldLost, JobRow, KeyRow
+from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
-from ..errors import ConfigurationError, Unavailable
+from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
@@ -521,8 +521,13 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
             cur.execute(
                 "DELETE FROM blob_holds WHERE sha256 = %s AND since <= %s", (sha256, cutoff)
             )
+            # A stale mark goes with the bytes, or once an image refers to them again, asked
+            # in this statement: a delete that committed since the check above marked them
+            # anew, and its mark must stay.
             cur.execute(
-                "DELETE FROM blob_orphans WHERE sha256 = %s AND since <= %s", (sha256, cutoff)
+                "DELETE FROM blob_orphans WHERE sha256 = %(sha)s AND since <= %(cut)s "
+                "AND (%(gone)s OR EXISTS (SELECT 1 FROM images WHERE sha256 = %(sha)s))",
+                {"sha": sha256, "cut": cutoff, "gone": not needed},
             )
             return not needed
 

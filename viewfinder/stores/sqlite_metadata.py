@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..domain.metadata_rules import load_stored_metadata
-from ..domain.ports import BlobHoldLost, JobRow, KeyRow
+from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
-from ..errors import ConfigurationError, Unavailable
+from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
@@ -462,8 +462,12 @@ class SqliteMetadataStore(InPlaceFilesSql):
             if not needed:
                 remove(sha256)
             conn.execute("DELETE FROM blob_holds WHERE sha256 = ? AND since <= ?", (sha256, cutoff))
+            # a stale mark goes with the bytes, or once an image refers to them again (whose
+            # delete marks them anew); else it waits for the newer hold or mark to age
             conn.execute(
-                "DELETE FROM blob_orphans WHERE sha256 = ? AND since <= ?", (sha256, cutoff)
+                "DELETE FROM blob_orphans WHERE sha256 = ? AND since <= ? "
+                "AND (? OR EXISTS (SELECT 1 FROM images WHERE sha256 = ?))",
+                (sha256, cutoff, not needed, sha256),
             )
             return not needed
 

@@ -15,7 +15,7 @@ from viewfinder.domain.blob_sweeper import BlobSweeper, SweepOptions
 from viewfinder.domain.ports import MetadataStore
 from viewfinder.domain.records import ImageRecord, UploadItem
 from viewfinder.domain.service import ImageService
-from viewfinder.errors import Unavailable
+from viewfinder.errors import BlobHoldLost, Unavailable
 
 GRACE = 600.0
 
@@ -122,6 +122,46 @@ def test_an_upload_slower_than_the_grace_period_stores_its_bytes_again(
     assert slow.swept == 1  # the bytes were swept under the upload ...
     assert service.read_bytes(service.get("t", record.image_id)) == data  # ... and stored again
     assert inner.blob_sweep_candidates(cutoff=time.time() + 10 * GRACE, limit=10) == []
+
+
+class SweptRightAfterHold:
+    """A metadata store on which, the first `times` times an upload holds bytes, a sweep with a
+    cutoff past the hold runs before the upload stores them (an upload slower than the grace
+    period between the two, every time)."""
+
+    def __init__(self, inner: MetadataStore, sweeper: BlobSweeper, times: int) -> None:
+        self.inner = inner
+        self.sweeper = sweeper
+        self.times = times
+
+    def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
+        self.inner.hold_blob(image_id, sha256, now)
+        if self.times > 0:
+            self.times -= 1
+            self.sweeper.sweep_once(now=time.time() + GRACE + 5)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_an_upload_that_never_beats_the_sweeper_leaves_nothing_behind(
+    service: ImageService,
+) -> None:
+    inner = service.metadata
+    service.metadata = SweptRightAfterHold(inner, _sweeper(service), times=3)  # type: ignore[assignment]
+    try:
+        with pytest.raises(BlobHoldLost):  # every attempt lost its hold
+            service.upload("t", [UploadItem(data=png_bytes((30, 31, 32)))])
+    finally:
+        service.metadata = inner
+    assert inner.count_images() == 0
+    # the last attempt stored the bytes after its hold was swept; giving up held them again,
+    # so they go after the grace period instead of staying for ever
+    (sha,) = inner.blob_sweep_candidates(cutoff=time.time(), limit=10)
+    assert service.blobs.exists(sha)
+    assert _sweeper(service).sweep_once(now=time.time() + GRACE - 5).removed == 0
+    assert _sweeper(service).sweep_once(now=time.time() + GRACE + 5).removed == 1
+    assert not service.blobs.exists(sha)
 
 
 def test_leftovers_of_interrupted_writes_are_swept(service: ImageService, tmp_path: Any) -> None:

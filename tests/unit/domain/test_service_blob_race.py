@@ -14,9 +14,9 @@ import pytest
 
 from tests.conftest import STORES, png_bytes
 from viewfinder.domain.blob_sweeper import BlobSweeper, SweepOptions
-from viewfinder.domain.ports import BlobHoldLost
 from viewfinder.domain.records import ImageRecord, IndexingStatus, UploadItem
 from viewfinder.domain.service import ImageService
+from viewfinder.errors import BlobHoldLost
 from viewfinder.indexing.worker import IndexingWorker
 
 pytestmark = pytest.mark.parametrize("stores", STORES, indirect=True)
