@@ -58,7 +58,7 @@ def test_a_data_directory_of_an_earlier_version_keeps_its_model(
     model = load_embedder(old)
     warm_up(model)
     assert not list(fresh_cache.rglob("*.onnx"))  # read from the data directory, not rebuilt
-    assert model.embed_images([Image.new("RGB", (64, 48), (200, 30, 30))]).shape == (1, 384)
+    assert model.embed_images([Image.new("RGB", (64, 48), (200, 30, 30))]).shape == (1, model.dim)
 
 
 @pytest.mark.model
