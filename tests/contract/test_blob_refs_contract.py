@@ -42,6 +42,9 @@ def test_a_delete_marks_the_bytes_and_they_go_after_the_grace_period(
     assert store.sweep_blob(S, cutoff=100, remove=remove) is True
     assert remove.removed == [S]
     assert store.blob_sweep_candidates(cutoff=1e12, limit=10) == []
+    # another sweeper with the same candidate list comes second: nothing left to do
+    assert store.sweep_blob(S, cutoff=100, remove=remove) is False
+    assert remove.removed == [S]
 
 
 def test_bytes_an_image_refers_to_are_never_swept(metadata_store: MetadataStore) -> None:

@@ -512,10 +512,16 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
                 "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = %(sha)s) "
                 "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = %(sha)s AND since > %(cut)s) "
                 "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = %(sha)s AND since > %(cut)s) "
-                "AS needed",
+                "AS needed, "
+                "EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = %(sha)s AND since <= %(cut)s) "
+                "OR EXISTS (SELECT 1 FROM blob_orphans "
+                "WHERE sha256 = %(sha)s AND since <= %(cut)s) AS due",
                 {"sha": sha256, "cut": cutoff},
             )
-            needed = bool(cur.fetchone()["needed"])  # type: ignore[index]
+            row = cur.fetchone()
+            if row is None or not row["due"]:
+                return False  # nothing held or marked that long ago (swept meanwhile)
+            needed = bool(row["needed"])
             if not needed:
                 remove(sha256)
             cur.execute(

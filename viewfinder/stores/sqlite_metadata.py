@@ -453,12 +453,16 @@ class SqliteMetadataStore(InPlaceFilesSql):
         # Under BEGIN IMMEDIATE no upload can hold or commit these bytes until this commits,
         # so the bytes go only if they are still unneeded when they go.
         with self._tx() as conn:
-            needed = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = ?) "
-                "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = ? AND since > ?) "
-                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = ? AND since > ?)",
-                (sha256, sha256, cutoff, sha256, cutoff),
-            ).fetchone()[0]
+            needed, due = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = :sha) "
+                "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = :sha AND since > :cut) "
+                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = :sha AND since > :cut), "
+                "EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = :sha AND since <= :cut) "
+                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = :sha AND since <= :cut)",
+                {"sha": sha256, "cut": cutoff},
+            ).fetchone()
+            if not due:
+                return False  # nothing held or marked that long ago (swept meanwhile)
             if not needed:
                 remove(sha256)
             conn.execute("DELETE FROM blob_holds WHERE sha256 = ? AND since <= ?", (sha256, cutoff))
