@@ -13,6 +13,7 @@ import io
 import logging
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+
+from .exif import read_exif
+from .records import Exif
 
 logger = logging.getLogger(__name__)
 
@@ -79,17 +83,23 @@ class DecodeBudget:
         self.max_bytes = max_bytes
         self._used = 0
         self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
         self.peak = 0  # the most bytes ever reserved at once (for tests and benchmarks)
 
     @contextmanager
     def reserve(self, nbytes: int) -> Iterator[None]:
         """Hold `nbytes` (at most the whole budget) for the duration of the block."""
         need = max(0, min(nbytes, self.max_bytes))
+        ticket = object()
         with self._cond:
-            while self._used + need > self.max_bytes:
+            # First come, first served: a large decode is not overtaken forever by small ones.
+            self._queue.append(ticket)
+            while self._queue[0] is not ticket or self._used + need > self.max_bytes:
                 self._cond.wait()
+            self._queue.popleft()
             self._used += need
             self.peak = max(self.peak, self._used)
+            self._cond.notify_all()  # the next in line may fit too
         try:
             yield
         finally:
@@ -140,6 +150,7 @@ class ImageInfo:
     height: int
     size_bytes: int
     sha256: str
+    exif: Exif | None = None  # capture time, camera, orientation, GPS (exif.py)
 
 
 def sniff_content_type(data: bytes) -> str | None:
@@ -172,6 +183,7 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
             raise _decode_error(exc, content_type) from None
         if _orientation(im) in _SWAPS_SIDES:
             width, height = height, width
+        exif = read_exif(im)  # after load: a PNG may keep its eXIf chunk after the pixels
     return ImageInfo(
         content_type=content_type,
         format=fmt,
@@ -179,6 +191,7 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
         height=height,
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
+        exif=exif,
     )
 
 

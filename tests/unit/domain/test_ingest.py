@@ -335,3 +335,28 @@ def test_budget_lets_an_oversized_decode_run_alone() -> None:
         assert not entered.wait(0.2)  # waits while the big one holds everything
     t.join(5)
     assert entered.is_set()
+
+
+def test_budget_serves_first_come_first() -> None:
+    budget = DecodeBudget(100)
+    order: list[str] = []
+    small_waiting = threading.Event()
+
+    def take(name: str, nbytes: int, started: threading.Event | None = None) -> None:
+        if started is not None:
+            started.set()
+        with budget.reserve(nbytes):
+            order.append(name)
+
+    with budget.reserve(60):
+        big = threading.Thread(target=take, args=("big", 80))
+        big.start()
+        time.sleep(0.1)  # the big one is first in line, and does not fit yet
+        small = threading.Thread(target=take, args=("small", 10, small_waiting))
+        small.start()
+        small_waiting.wait(5)
+        time.sleep(0.1)
+        assert order == []  # the small one would fit, but waits its turn
+    big.join(5)
+    small.join(5)
+    assert order == ["big", "small"]
