@@ -176,6 +176,7 @@ class InPlaceIndexer:
             width=info.width,
             height=info.height,
             file_name=clean_file_name(path.name),
+            exif=info.exif,
         )
         self._records.append(record)
         self._files.append(_with_id(seen, record.image_id))

@@ -22,6 +22,52 @@ class IndexingStatus(IntEnum):
 
 
 @dataclass(frozen=True)
+class Tag:
+    """A concept the model sees in an image, with its confidence in [0, 1]."""
+
+    name: str
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire and stored form: `{"name", "confidence"}`."""
+        return {"name": self.name, "confidence": round(float(self.confidence), 4)}
+
+
+@dataclass(frozen=True)
+class GpsPosition:
+    """Where a photo was taken, in decimal degrees (WGS 84; south and west negative)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Exif:
+    """What an image's EXIF block says about how it was taken (domain/exif.py reads it).
+
+    `taken_at` is Unix seconds: the capture time with its EXIF offset, or read as UTC when the
+    file gives none (cameras mostly write local time without a zone).
+    """
+
+    taken_at: float | None = None
+    make: str | None = None
+    model: str | None = None
+    orientation: int | None = None
+    gps: GpsPosition | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire and stored form, without the keys that are None."""
+        out: dict[str, Any] = {
+            "taken_at": self.taken_at,
+            "make": self.make,
+            "model": self.model,
+            "orientation": self.orientation,
+            "gps": None if self.gps is None else {"lat": self.gps.lat, "lon": self.gps.lon},
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One stored image of one tenant."""
 
@@ -38,6 +84,8 @@ class ImageRecord:
     error: str | None = None
     source_url: str | None = None
     file_name: str | None = None  # the upload's own name for it, sanitised
+    tags: list[Tag] = field(default_factory=list)  # best first; set when indexed
+    exif: Exif | None = None  # None: the file holds none of the fields Exif keeps
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,7 @@ class ImageService:
             size_bytes=info.size_bytes,
             width=info.width,
             height=info.height,
+            exif=info.exif,
         )
 
     # read
