@@ -4,6 +4,7 @@ row already stored degrades instead of breaking the tenant's listing, GET and se
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 
@@ -111,9 +112,13 @@ def test_bounded_metadata_is_checked_quickly(client: TestClient, auth: dict[str,
 
 
 @pytest.mark.embedded_only
-def test_a_bad_url_fails_alone(client: TestClient, auth: dict[str, str]) -> None:
+def test_a_bad_url_fails_alone(
+    client: TestClient, auth: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     meta = '{"image_urls": ["http://example.com/a\\ud800.png"]}'
-    r = _upload(client, auth, meta)
+    with caplog.at_level(logging.WARNING):
+        r = _upload(client, auth, meta)
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]  # no traceback
     assert r.status_code == 200, r.text
     ok, bad = r.json()["results"]
     assert ok["indexing_status"] == 1

@@ -338,6 +338,8 @@ def _parse(url: str) -> httpx.URL:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
         raise FetchError(f"not a valid URL ({_detail(exc)})") from None
+    except UnicodeError:  # a lone surrogate: no bytes to send, and no URL to show
+        raise FetchError("not a valid URL (it is not valid Unicode)") from None
     if parsed.scheme not in _SCHEMES:
         raise FetchError(f"only http and https URLs are fetched, not {parsed.scheme or 'none'!r}")
     if not parsed.host:
