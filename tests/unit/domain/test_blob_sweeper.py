@@ -1,5 +1,6 @@
-"""The blob sweeper over a service's stores: the grace period, shared bytes, dead uploads,
-slow uploads, interrupted writes, store failures and the background thread."""
+"""The blob sweeper over a service's stores: the grace period, shared bytes, dead uploads
+(these three on the embedded and the shared stores), slow uploads, interrupted writes, store
+failures and the background thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import png_bytes
+from tests.conftest import STORES, png_bytes
 from viewfinder.domain.blob_sweeper import BlobSweeper, SweepOptions
 from viewfinder.domain.ports import MetadataStore
 from viewfinder.domain.records import ImageRecord, UploadItem
@@ -32,6 +33,7 @@ def _upload(service: ImageService, tenant: str, data: bytes) -> ImageRecord:
     return record
 
 
+@pytest.mark.parametrize("stores", STORES, indirect=True)
 def test_deleted_bytes_stay_for_the_grace_period_then_go(service: ImageService) -> None:
     record = _upload(service, "t", png_bytes((1, 2, 3)))
     service.delete("t", record.image_id)
@@ -44,6 +46,7 @@ def test_deleted_bytes_stay_for_the_grace_period_then_go(service: ImageService) 
     assert sweeper.sweep_once(now=deleted_at + 10 * GRACE).removed == 0  # nothing left to do
 
 
+@pytest.mark.parametrize("stores", STORES, indirect=True)
 def test_bytes_another_image_refers_to_are_never_swept(service: ImageService) -> None:
     data = png_bytes((4, 5, 6))
     mine, theirs = _upload(service, "t", data), _upload(service, "other", data)
@@ -72,6 +75,7 @@ class FailsToCommit:
         return getattr(self.inner, name)
 
 
+@pytest.mark.parametrize("stores", STORES, indirect=True)
 def test_bytes_of_an_upload_that_died_before_committing_are_swept(service: ImageService) -> None:
     data = png_bytes((7, 8, 9))
     inner = service.metadata
