@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import logging
 import re
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -122,3 +124,16 @@ def test_a_shipped_table_with_another_key_is_not_used(tmp_path: Path) -> None:
     assert shipped_table("minilm", 512, table_key("minilm"), tables=tmp_path) is None
     (tmp_path / "minilm.npz").write_bytes(b"not an npz")
     assert shipped_table("minilm", 384, table_key("minilm"), tables=tmp_path) is None
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_build_shows_a_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    compute_table(HashTower(), [["a", "b"], ["c"]] * 300, workers=2)
+    shown = terminal.getvalue()
+    assert "embedding 3 class prompts with hash:   0%|" in shown and "prompt/s" in shown
