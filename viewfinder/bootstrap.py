@@ -15,6 +15,7 @@ from .domain.spaces import SpaceHooks
 from .embedders.base import Embedder
 from .embedders.factory import load_embedder
 from .embedders.pool import InferencePool
+from .embedders.tags import TagLimits
 from .indexing.worker import WorkerOptions
 from .stores.factory import is_multi_process, open_stores, open_vectors, promote_vectors
 from .stores.ownership import DataDirLock
@@ -108,6 +109,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_attempts=settings.max_attempts,
         retry_delay_s=settings.retry_delay_s,
         poll_interval_s=settings.poll_interval_s,
+        tags=TagLimits(settings.max_tags, settings.min_tag_confidence),
     )
 
 

@@ -119,6 +119,15 @@ class Settings(BaseSettings):
         300.0, description="How long a worker holds claimed images before others may take them."
     )
     poll_interval_s: float = Field(0.5, description="How often an idle worker checks the queue.")
+    max_tags: int = Field(
+        5,
+        ge=0,
+        description="Tags kept per indexed image: the concepts the model sees, best first "
+        "(0: none).",
+    )
+    min_tag_confidence: float = Field(
+        0.05, ge=0.0, le=1.0, description="Least confidence (0-1) of a kept tag."
+    )
     blob_grace_s: float = Field(
         3600.0,
         ge=0,

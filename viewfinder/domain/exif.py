@@ -125,7 +125,8 @@ def _taken_at(value: Any, offset: Any) -> float | None:
     if match is None:
         return None
     try:
-        when = datetime(*(int(part) for part in match.groups()), tzinfo=timezone.utc)  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        when = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError:  # "0000:00:00 00:00:00", month 13 and friends
         return None
     offset_text = _text(offset)

@@ -6,13 +6,13 @@ They belong to the domain: concrete backends live in `viewfinder.stores`, and on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from .records import ApiKey, ImageRecord, IndexingStatus, Job
+from .records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,14 @@ class MetadataStore(Protocol):
     def claim_jobs(self, limit: int, lease_s: float, now: float) -> list[Job]:
         """Lease up to `limit` ready jobs, oldest first."""
 
-    def complete_jobs(self, image_ids: Sequence[str]) -> set[str]:
-        """Mark images indexed and drop their jobs; return the ids that still existed."""
+    def complete_jobs(
+        self, image_ids: Sequence[str], tags: Mapping[str, Sequence[Tag]] | None = None
+    ) -> set[str]:
+        """Mark images indexed and drop their jobs; return the ids that still existed.
+
+        `tags`: the tags the model gave each image (by id), stored in the same commit; the
+        tags of images not named there are left as they are.
+        """
 
     def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
         """Record a failed attempt; return True when the image is now marked failed for good."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from ..domain.records import Tag
+    from .tags import TagLimits
 
 
 @runtime_checkable
@@ -33,6 +37,19 @@ class Embedder(Protocol):
     def calibrate(
         self, similarities: np.ndarray, query_vector: np.ndarray | None = None
     ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class Tagger(Protocol):
+    """Optional: an embedder that also names what it sees (tags.py).
+
+    `embed_and_tag` returns what `embed_images` would, plus each image's tags (best first,
+    within `limits`), from the same forward pass.
+    """
+
+    def embed_and_tag(
+        self, images: Sequence[Image.Image], limits: TagLimits
+    ) -> tuple[np.ndarray, list[list[Tag]]]: ...
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

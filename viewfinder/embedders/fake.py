@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from ..domain.records import Tag
 from .base import l2_normalize, logistic
+from .tags import TagLimits, top_tags
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
@@ -71,6 +73,20 @@ class FakeEmbedder:
         self.images_embedded += len(rows)
         return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self._dim), np.float32)
 
+    def embed_and_tag(
+        self, images: Sequence[Image.Image], limits: TagLimits
+    ) -> tuple[np.ndarray, list[list[Tag]]]:
+        """Vectors, and tags naming the basic colours nearest each image's mean colour."""
+        vectors = self.embed_images(images)
+        if not images:
+            return vectors, []
+        means = np.stack([_mean_colour(img) for img in images])
+        palette = np.asarray(list(COLOURS.values()), np.float32)
+        distance = np.linalg.norm(means[:, None, :] - palette[None, :, :], axis=2) / 255.0
+        logits = -8.0 * distance  # a pure colour is its own tag, at ~0.99 confidence
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return vectors, top_tags(p / p.sum(axis=1, keepdims=True), list(COLOURS), limits)
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         rows = []
         for text in texts:
@@ -87,3 +103,7 @@ class FakeEmbedder:
         self, similarities: np.ndarray, query_vector: np.ndarray | None = None
     ) -> np.ndarray:
         return logistic(similarities, center=0.5, slope=10.0)
+
+
+def _mean_colour(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB").resize((8, 8)), np.float32).reshape(-1, 3).mean(axis=0)

@@ -29,10 +29,13 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from ..domain.records import Tag
 from ..errors import ConfigurationError
 from .base import l2_normalize, logistic
 from .onnx_graph import Tower, external_data_files
 from .runtime import InferenceSession, SessionFactory, create_session
+from .tags import TagLimits
+from .zero_shot import ZeroShotTagger
 
 logger = logging.getLogger(__name__)
 
@@ -337,6 +340,12 @@ def _session(factory: SessionFactory, path: Path) -> InferenceSession:
         ) from exc
 
 
+def _imagenet_names() -> list[str]:
+    from .builtin.classes import class_names  # the built-in model's vocabulary, loaded lazily
+
+    return class_names()
+
+
 def _first_id(tokenizer: Any, names: Sequence[str]) -> int | None:
     for name in names:
         token_id = tokenizer.token_to_id(name)
@@ -389,6 +398,7 @@ class OnnxClipEmbedder:
         )
         self._check_image_size()
         self._tokenizer = TextTokenizer(model, self._context_length())
+        self._tagger = ZeroShotTagger(self.embed_texts, _imagenet_names)
         if calibration is not None:
             self._calibration = Calibration(float(calibration[0]), float(calibration[1]))
         else:
@@ -431,6 +441,13 @@ class OnnxClipEmbedder:
             return np.zeros((0, self._dim), np.float32)
         pixels = np.stack([self._preprocess(image) for image in images])
         return self._finish(self._visual(pixels), self._visual.path)
+
+    def embed_and_tag(
+        self, images: Sequence[Image.Image], limits: TagLimits
+    ) -> tuple[np.ndarray, list[list[Tag]]]:
+        """`embed_images`, with zero-shot tags over the ImageNet vocabulary (zero_shot.py)."""
+        vectors = self.embed_images(images)
+        return vectors, self._tagger.tag(vectors, limits)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit vectors, one per text."""

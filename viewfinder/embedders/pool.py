@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ..domain.records import Tag
 from .base import Embedder
+from .tags import TagLimits, embed_and_tag
 
 InferenceObserver = Callable[[str, int, float], None]
 
@@ -86,6 +88,16 @@ class BoundedEmbedder:
             vectors = self.inner.embed_images(images)
         self.pool.record("images", len(images), time.perf_counter() - started)
         return vectors
+
+    def embed_and_tag(
+        self, images: Sequence[Image.Image], limits: TagLimits
+    ) -> tuple[np.ndarray, list[list[Tag]] | None]:
+        """`embed_images` with the model's tags (None: it has none), in one slot."""
+        with self.pool:
+            started = time.perf_counter()
+            result = embed_and_tag(self.inner, images, limits)
+        self.pool.record("images", len(images), time.perf_counter() - started)
+        return result
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         with self.pool:

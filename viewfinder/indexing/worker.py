@@ -25,6 +25,7 @@ from PIL import Image
 from ..domain.ingest import decode_rgb
 from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
+from ..embedders.tags import TagLimits, embed_and_tag
 from ..errors import ViewfinderError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class WorkerOptions:
     retry_delay_s: float = 2.0
     poll_interval_s: float = 0.5
     decode_threads: int = 2
+    tags: TagLimits = TagLimits()  # tags kept per image, when the model can name things
 
 
 @dataclass
@@ -152,7 +154,8 @@ class IndexingWorker:
         images = [img for _, img in decoded]
         switch = svc.spaces.switch
         try:
-            vectors = svc.embedder.embed_images(images)
+            # the tags come from the same forward pass as the vectors
+            vectors, tags = embed_and_tag(svc.embedder, images, self.options.tags)
             # during a model switch the old model embeds new images too, so searches find them
             old = None
             if switch is not None and switch.old_embedder is not None:
@@ -164,7 +167,9 @@ class IndexingWorker:
             return
         ids = [job.image_id for job, _ in decoded]
         svc.spaces.write(ids, [job.tenant for job, _ in decoded], vectors, old, switch)
-        done = svc.metadata.complete_jobs(ids)
+        done = svc.metadata.complete_jobs(
+            ids, None if tags is None else dict(zip(ids, tags, strict=True))
+        )
         gone = [i for i in ids if i not in done]
         if gone:  # deleted while we embedded them
             with svc.spaces.lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,12 +21,16 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
-from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import PostgresInPlaceFilesSql
+from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
+from .tags_exif_sql import POSTGRES_MIGRATION as TAGS_EXIF_MIGRATION
+from .tags_exif_sql import dump_tags, load_exif, load_tags
+from .tags_exif_sql import values as tags_exif_values
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ MIGRATIONS: list[str] = [
     IN_PLACE_MIGRATION,
     # Image counts per (tenant, status), kept by triggers (stores/image_counts_sql.py).
     IMAGE_COUNTS_MIGRATION,
+    # Tags (set when indexed) and EXIF (at ingest), with the capture time indexed
+    # (stores/tags_exif_sql.py).
+    TAGS_EXIF_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -101,7 +108,7 @@ _BLOB_LOCK = 0x76666231  # "vfb1"
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url, file_name"
+    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS
 )
 _IMAGE_MARKS = ", ".join(["%s"] * (_IMAGE_COLUMNS.count(",") + 1))
 
@@ -121,6 +128,8 @@ def _record(row: dict[str, Any]) -> ImageRecord:
         error=row["error"],
         source_url=row["source_url"],
         file_name=row["file_name"],
+        tags=load_tags(row["tags"]),
+        exif=load_exif(row["exif"]),
     )
 
 
@@ -140,6 +149,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.error,
         r.source_url,
         r.file_name,
+        *tags_exif_values(r.tags, r.exif),
     )
 
 
@@ -406,7 +416,9 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
             for r in rows
         ]
 
-    def complete_jobs(self, image_ids: Sequence[str]) -> set[str]:
+    def complete_jobs(
+        self, image_ids: Sequence[str], tags: Mapping[str, Sequence[Tag]] | None = None
+    ) -> set[str]:
         if not image_ids:
             return set()
         ids = list(image_ids)
@@ -417,6 +429,11 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
                 (int(IndexingStatus.INDEXED), ids),
             )
             done = {r["image_id"] for r in cur.fetchall()}
+            if tags:
+                cur.executemany(
+                    "UPDATE images SET tags = %s WHERE image_id = %s",
+                    [(dump_tags(t), i) for i, t in tags.items() if i in done],
+                )
             cur.execute("DELETE FROM jobs WHERE image_id = ANY(%s)", (ids,))
         return done
 

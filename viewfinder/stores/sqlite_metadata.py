@@ -6,19 +6,23 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
-from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job
+from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import InPlaceFilesSql
+from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
+from .tags_exif_sql import SQLITE_MIGRATION as TAGS_EXIF_MIGRATION
+from .tags_exif_sql import dump_tags, load_exif, load_tags
+from .tags_exif_sql import values as tags_exif_values
 
 # Each entry upgrades the schema by one version; never edit a released one, append.
 MIGRATIONS: list[str] = [
@@ -79,11 +83,14 @@ MIGRATIONS: list[str] = [
     IN_PLACE_MIGRATION,
     # Image counts per (tenant, status), kept by triggers (stores/image_counts_sql.py).
     IMAGE_COUNTS_MIGRATION,
+    # Tags (set when indexed) and EXIF (at ingest), with the capture time indexed
+    # (stores/tags_exif_sql.py).
+    TAGS_EXIF_MIGRATION,
 ]
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url, file_name"
+    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS
 )
 _IMAGE_MARKS = ",".join("?" * (_IMAGE_COLUMNS.count(",") + 1))
 
@@ -103,6 +110,8 @@ def _record(row: sqlite3.Row) -> ImageRecord:
         error=row["error"],
         source_url=row["source_url"],
         file_name=row["file_name"],
+        tags=load_tags(row["tags"]),
+        exif=load_exif(row["exif"]),
     )
 
 
@@ -131,6 +140,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.error,
         r.source_url,
         r.file_name,
+        *tags_exif_values(r.tags, r.exif),
     )
 
 
@@ -358,7 +368,9 @@ class SqliteMetadataStore(InPlaceFilesSql):
             for r in rows
         ]
 
-    def complete_jobs(self, image_ids: Sequence[str]) -> set[str]:
+    def complete_jobs(
+        self, image_ids: Sequence[str], tags: Mapping[str, Sequence[Tag]] | None = None
+    ) -> set[str]:
         done: set[str] = set()
         with self._tx() as conn:
             for image_id in image_ids:
@@ -368,6 +380,11 @@ class SqliteMetadataStore(InPlaceFilesSql):
                 )
                 if cur.rowcount:
                     done.add(image_id)
+                if tags and image_id in tags:
+                    conn.execute(
+                        "UPDATE images SET tags = ? WHERE image_id = ?",
+                        (dump_tags(tags[image_id]), image_id),
+                    )
                 conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
         return done
 

@@ -25,14 +25,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ...domain.records import Tag
 from ...errors import ConfigurationError
 from ..base import l2_normalize, logistic
+from ..tags import TagLimits
 from .cache import ModelCache
 from .calibration import calibrated
 from .class_table import load_class_table
 from .classes import class_names, class_prompts
 from .colours import TERMS, colour_constants, image_colours, query_colours
 from .projection import ShippedModel, load_shipped
+from .tags import class_tags
 from .text import TEXT_DIMS, TEXT_MODELS, TextTower, load_text_tower
 from .vision import VARIANTS, ImageTower, softmax
 
@@ -204,18 +207,32 @@ class BuiltinEmbedder:
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32 unit vectors, one per image."""
+        return self._embed(images)[0]
+
+    def embed_and_tag(
+        self, images: Sequence[Image.Image], limits: TagLimits
+    ) -> tuple[np.ndarray, list[list[Tag]]]:
+        """`embed_images`, with each image's ImageNet classes as tags (builtin/tags.py)."""
+        vectors, logits = self._embed(images)
+        if self._names is None:
+            self._names = class_names()
+        return vectors, class_tags(logits, self._names, limits)
+
+    def _embed(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
+        """The images' vectors and their classifier logits, from one forward pass."""
         if len(images) == 0:
-            return np.zeros((0, self.dim), np.float32)
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32)
         classes, mean = self._class_table()
         out = self._image_tower().forward(images)
         weights = self._top_k(softmax(out.logits, self.recipe.temperature))
         shipped = self.shipped()
-        return image_vectors(
+        vectors = image_vectors(
             self.recipe,
             conse_vectors(self.recipe, weights, classes, mean),
             shipped.projection.apply(out.features) if shipped is not None else None,
             image_colours(out.thumbnails, out.saliency) if self.recipe.colour_weight else None,
         )
+        return vectors, out.logits
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dim) float32 unit vectors, one per query text."""
