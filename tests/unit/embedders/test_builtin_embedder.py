@@ -184,3 +184,13 @@ def test_loading_a_part_once_under_concurrent_first_calls(builtin_cache: Path) -
     for t in threads:
         t.join()
     assert len(towers) == 4 and len({id(t) for t in towers}) == 1
+
+
+@pytest.mark.model
+@needs_packages
+def test_a_part_being_loaded_holds_up_no_query(builtin_cache: Path) -> None:
+    model = BuiltinEmbedder(builtin_cache)
+    answered = threading.Event()
+    with model._locks["classes"]:  # as while a class table is being computed
+        threading.Thread(target=lambda: (model.embed_texts(["a cat"]), answered.set())).start()
+        assert answered.wait(60), "a text query waited for the class table"

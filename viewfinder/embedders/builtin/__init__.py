@@ -127,7 +127,10 @@ class BuiltinEmbedder:
         self.text_model = text_model
         self.recipe = RECIPES[text_model]
         self.intra_op_threads = intra_op_threads
-        self._lock = threading.RLock()  # one load of each part, whichever thread asks first
+        self._lock = threading.RLock()
+        # one load of each part, whichever thread asks first; one part loading (a class table
+        # being computed) holds up no other (a query needs only the text tower)
+        self._locks = {part: threading.Lock() for part in ("text", "image", "classes")}
         self._text: TextTower | None = None
         self._image: ImageTower | None = None
         self._table: tuple[np.ndarray, np.ndarray] | None = None
@@ -160,13 +163,13 @@ class BuiltinEmbedder:
         self._image_tower()
 
     def _text_tower(self) -> TextTower:
-        with self._lock:
+        with self._locks["text"]:
             if self._text is None:
                 self._text = load_text_tower(self.text_model, self.intra_op_threads)
             return self._text
 
     def _image_tower(self) -> ImageTower:
-        with self._lock:
+        with self._locks["image"]:
             if self._image is None:
                 self._image = ImageTower(
                     self.variant,
@@ -178,7 +181,7 @@ class BuiltinEmbedder:
 
     def _class_table(self) -> tuple[np.ndarray, np.ndarray]:
         """The class embeddings and their mean."""
-        with self._lock:
+        with self._locks["classes"]:
             if self._table is None:
                 classes = load_class_table(self.text_model, TEXT_DIMS[self.text_model], self.cache)
                 self._table = (classes, classes.mean(axis=0).astype(np.float32))
