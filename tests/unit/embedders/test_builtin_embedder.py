@@ -29,7 +29,7 @@ COCO = SHARED / "data" / "coco_mini" / "images"
 PINNED = {
     1: {"minilm": "967e3ac976c79387", "e5": "d8f633ce01275f4b"},
     2: {"minilm": "e617c50c14a49327", "e5": "ca07354814f30f8b"},
-    3: {"minilm": "39870ce2e76a3ee6", "e5": "75b204c470bf9dc8"},
+    3: {"minilm": "b9730768192ebd04", "e5": "75b204c470bf9dc8"},
 }
 
 needs_packages = pytest.mark.skipif(

@@ -59,8 +59,8 @@ def test_ridge_projection_recovers_a_linear_map() -> None:
 
 def _thumb(rgb: tuple[int, int, int]) -> np.ndarray:
     """A grey frame with a coloured subject in the middle, as the image tower's thumbnail."""
-    t = np.full((32, 32, 3), 0.5, np.float32)
-    t[10:22, 6:26] = np.array(rgb, np.float32) / 255.0
+    t = np.full((32, 32, 3), 128, np.uint8)
+    t[10:22, 6:26] = rgb
     return t
 
 
@@ -81,7 +81,7 @@ def test_colour_block_leaves_colourless_queries_ranked_as_before() -> None:
     rng = np.random.default_rng(1)
     semantic = rng.standard_normal((5, 384)).astype(np.float32)
     semantic /= np.linalg.norm(semantic, axis=1, keepdims=True)
-    colours = image_colours(rng.random((5, 32, 32, 3)).astype(np.float32), np.ones((5, 9, 9)))
+    colours = image_colours(rng.integers(0, 256, (5, 32, 32, 3), np.uint8), np.ones((5, 9, 9)))
     images = image_vectors(recipe, semantic, None, colours)
     q = semantic[:1] + 0.1
     q /= np.linalg.norm(q)

@@ -86,8 +86,9 @@ RECIPES: dict[str, Recipe] = {
         image_centering=1.5,
         projection_weight=0.3,
         colour_weight=0.2,
-        calibration_center=0.234,
-        calibration_slope=13.94,
+        # recipe 3's out-of-fold fit (train_projection.py); queries use the per-query map
+        calibration_center=0.248,
+        calibration_slope=15.49,
     ),
     "e5": Recipe(
         image_centering=0.8,

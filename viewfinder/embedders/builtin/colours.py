@@ -12,6 +12,7 @@ has the colours the query names, which the embedder adds to the semantic cosine.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -106,15 +107,31 @@ _PROTO_LAB, _PROTO_TERM = _prototype_table()
 _PROTO_ONEHOT = np.eye(len(TERMS), dtype=np.float32)[_PROTO_TERM]
 
 
-def pixel_terms(thumbs: np.ndarray) -> np.ndarray:
-    """(n, h, w, 11): each pixel's soft membership of each colour term (rows sum to 1)."""
-    lab = srgb_to_lab(thumbs).reshape(-1, 3)
+LEVELS = 32  # colour names are looked up on a 32 x 32 x 32 grid of sRGB
+
+
+@functools.cache
+def _term_table() -> np.ndarray:
+    """(LEVELS**3, 11): the soft colour-term membership of every grid colour."""
+    grid = (np.arange(LEVELS, dtype=np.float32) + 0.5) / LEVELS
+    rgb = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+    return _memberships(rgb)
+
+
+def _memberships(rgb: np.ndarray) -> np.ndarray:
+    lab = srgb_to_lab(rgb).reshape(-1, 3)
     d2 = (lab**2).sum(1)[:, None] - 2.0 * lab @ _PROTO_LAB.T + (_PROTO_LAB**2).sum(1)[None]
     logits = -d2 / (2.0 * SOFTNESS**2)
     logits -= logits.max(-1, keepdims=True)
     member = np.exp(logits) @ _PROTO_ONEHOT
-    member /= member.sum(-1, keepdims=True)
-    return member.reshape(*thumbs.shape[:-1], len(TERMS))
+    return (member / member.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def pixel_terms(thumbs: np.ndarray) -> np.ndarray:
+    """(n, h, w, 11): each uint8 RGB pixel's soft membership of each colour term (sums to 1)."""
+    q = (np.asarray(thumbs, np.uint16) * LEVELS) >> 8  # 0..LEVELS-1 per channel
+    index = (q[..., 0] * LEVELS + q[..., 1]) * LEVELS + q[..., 2]
+    return _term_table()[index]
 
 
 def subject_weights(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -134,7 +151,10 @@ def subject_weights(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def image_colours(thumbs: np.ndarray, saliency: np.ndarray) -> np.ndarray:
-    """(n, 11) unit rows: the square root of each image's subject-weighted colour distribution."""
+    """(n, 11) unit rows: the square root of each image's subject-weighted colour distribution.
+
+    `thumbs` are (n, h, w, 3) uint8 RGB thumbnails; `saliency` (n, gh, gw) activations.
+    """
     member = pixel_terms(thumbs)
     weight = subject_weights(saliency, thumbs.shape[1:3])
     dist = np.einsum("nhwt,nhw->nt", member, weight)
@@ -161,6 +181,7 @@ def colour_constants() -> dict[str, object]:
         "words": WORDS,
         "softness": SOFTNESS,
         "centre_sigma": CENTRE_SIGMA,
+        "levels": LEVELS,
     }
 
 

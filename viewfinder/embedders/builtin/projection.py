@@ -37,7 +37,9 @@ class Projection:
     def apply(self, features: np.ndarray) -> np.ndarray:
         """(n, d_out) unit rows for (n, d_in) pooled features."""
         x = l2_normalize(l2_normalize(features) - self.mean)
-        return l2_normalize(x @ self.weights)
+        # einsum, not BLAS: a few rows do not pay for BLAS's threads, which on a busy machine
+        # spin for milliseconds (4 ms against 0.1 ms an image measured on 2 loaded cores)
+        return l2_normalize(np.einsum("ij,jk->ik", x, self.weights))
 
 
 def fit_projection(features: np.ndarray, targets: np.ndarray, ridge: float) -> Projection:

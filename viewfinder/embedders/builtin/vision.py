@@ -66,10 +66,19 @@ def weights_path(variant: Variant) -> Path:
 
 def preprocess(image: Image.Image, size: int) -> np.ndarray:
     """RGB, squashed to size x size (bicubic), as (3, size, size) float32 in [-1, 1]."""
+    return to_input(squash(image, size))
+
+
+def squash(image: Image.Image, size: int) -> Image.Image:
+    """The whole frame as RGB, resized to size x size (bicubic)."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    resized = image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    pixels = np.asarray(resized, dtype=np.float32)
+    return image.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def to_input(squashed: Image.Image) -> np.ndarray:
+    """A squashed RGB image as the network's (3, size, size) float32 input in [-1, 1]."""
+    pixels = np.asarray(squashed, dtype=np.float32)
     return (pixels.transpose(2, 0, 1) * (2.0 / 255.0) - 1.0).astype(np.float32)
 
 
@@ -84,12 +93,9 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 THUMB_POOL = 8  # thumbnails are the network input averaged over 8 x 8 pixel blocks
 
 
-def thumbnails(batch: np.ndarray) -> np.ndarray:
-    """(n, h, w, 3) RGB in [0, 1]: a preprocessed batch, block-averaged (for colour)."""
-    n, c, h, w = batch.shape
-    f = THUMB_POOL
-    small = batch[:, :, : h - h % f, : w - w % f].reshape(n, c, h // f, f, w // f, f)
-    return np.clip((small.mean(axis=(3, 5)) + 1.0) / 2.0, 0.0, 1.0).transpose(0, 2, 3, 1)
+def thumbnail(squashed: Image.Image) -> np.ndarray:
+    """(h, w, 3) uint8 RGB: the network input, block-averaged (for colour)."""
+    return np.asarray(squashed.reduce(THUMB_POOL), dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,7 @@ class TowerOutput:
     logits: np.ndarray  # (n, 1000) ImageNet logits
     features: np.ndarray  # (n, 1280) pooled head feature (before the classifier)
     saliency: np.ndarray  # (n, gh, gw) mean head activation per cell
-    thumbnails: np.ndarray  # (n, th, tw, 3) RGB in [0, 1]
+    thumbnails: np.ndarray  # (n, th, tw, 3) uint8 RGB
 
 
 class ImageTower:
@@ -159,12 +165,13 @@ class ImageTower:
         size = self.variant.image_size
         parts: list[list[np.ndarray]] = [[], [], [], []]
         for start in range(0, len(images), self.batch_size):
-            batch = np.stack(
-                [preprocess(img, size) for img in images[start : start + self.batch_size]]
-            )
+            squashed = [squash(img, size) for img in images[start : start + self.batch_size]]
+            batch = np.stack([to_input(s) for s in squashed])
             outs = self._session.run(["logits", "features", "saliency"], {"input": batch})
-            for part, out in zip(parts, [*outs, thumbnails(batch)], strict=True):
-                part.append(np.asarray(out, np.float32))
+            thumbs = np.stack([thumbnail(s) for s in squashed])
+            arrays = [*(np.asarray(o, np.float32) for o in outs), thumbs]
+            for part, out in zip(parts, arrays, strict=True):
+                part.append(out)
         logits, features, saliency, thumbs = (np.concatenate(p) for p in parts)
         return TowerOutput(logits, features, saliency, thumbs)
 
