@@ -9,6 +9,7 @@ from .config import Settings
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
 from .domain.ingest import DecodeBudget, IngestLimits, return_freed_pixels_to_the_os
+from .domain.metadata_rules import MetadataLimits
 from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
@@ -61,6 +62,7 @@ def _assemble(
         max_file_bytes=settings.max_file_bytes,
         max_pixels=settings.max_pixels,
         budget=DecodeBudget(settings.decode_memory_bytes),
+        metadata=MetadataLimits(max_bytes=settings.max_metadata_bytes),
     )
     return_freed_pixels_to_the_os()  # else each decoding thread keeps its last image's memory
     vector_url = settings.resolved_vector_url()

@@ -22,6 +22,8 @@ from PIL import Image
 
 from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 
+from .metadata_rules import MetadataLimits
+
 from .exif import read_exif
 from .records import Exif
 
@@ -138,6 +140,7 @@ class IngestLimits:
     max_file_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
     budget: DecodeBudget = field(default_factory=DecodeBudget, compare=False)
+    metadata: MetadataLimits = field(default_factory=MetadataLimits)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ..errors import BlobHoldLost, FetchError, NotFound, ValidationError, Viewfi
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
-from .metadata_rules import servable_text
+from .metadata_rules import check_metadata, servable_text
 from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
@@ -163,6 +163,8 @@ class ImageService:
                 "no images: send file parts named `images` and/or `image_urls` in `metadata`",
                 param="images",
             )
+        for n, item in enumerate(items):  # every caller, not only HTTP: the same rules
+            check_metadata(item.metadata, f"metadata.requests.{n}.metadata", self.limits.metadata)
         if fetched is None:
             fetched = self.fetch_urls(items)
         records = [

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from tests.conftest import png_bytes
 from viewfinder.domain.metadata_rules import (
     MAX_DEPTH,
     MetadataLimits,
@@ -14,6 +15,8 @@ from viewfinder.domain.metadata_rules import (
     servable_metadata,
     servable_text,
 )
+from viewfinder.domain.records import UploadItem
+from viewfinder.domain.service import ImageService
 from viewfinder.errors import ValidationError
 
 LIMITS = MetadataLimits()
@@ -81,3 +84,13 @@ def test_a_stored_row_always_loads() -> None:
     assert load_stored_metadata("{not json") == {}
     assert load_stored_metadata('{"a": ' + "1" * 5000 + "}") == {}  # past Python's int limit
     assert load_stored_metadata('{"ok": [1, "x"]}') == {"ok": [1, "x"]}
+
+
+def test_the_service_applies_the_rules_to_every_caller(service: ImageService) -> None:
+    # the local client, MCP and CLI call the service directly, not through HTTP
+    good = UploadItem(data=png_bytes((1, 2, 3)), metadata={"ok": 1})
+    bad = UploadItem(data=png_bytes((4, 5, 6)), metadata={"c": "\ud800"})
+    with pytest.raises(ValidationError) as err:
+        service.upload("acme", [good, bad])
+    assert err.value.param == "metadata.requests.1.metadata.c"
+    assert service.list_images("acme") == []  # nothing of the refused upload was stored
