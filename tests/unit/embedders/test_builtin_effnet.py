@@ -142,13 +142,13 @@ def test_onnx_logits_match_numpy_reference(variant: str) -> None:
 @pytest.mark.model
 @needs_weights
 @pytest.mark.skipif(not COCO.is_dir(), reason="shared coco_mini data not present")
-def test_real_photos_get_plausible_classes(tmp_path: Path) -> None:
+def test_real_photos_get_plausible_classes(model_cache_dir: Path) -> None:
     from PIL import Image
 
     from viewfinder.embedders.builtin.classes import class_names
     from viewfinder.embedders.builtin.vision import ImageTower
 
-    tower = ImageTower("lite2", tmp_path, flip=False)
+    tower = ImageTower("lite2", model_cache_dir / "builtin", flip=False)  # built once a session
     names = class_names()
     photos = {"000000244592.jpg": "zebra", "000000407574.jpg": "banana"}
     images = [Image.open(COCO / f).convert("RGB") for f in photos]
