@@ -37,7 +37,16 @@ def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
         error=r.error,
         sha256=r.sha256,
         file_name=r.file_name,
+        **_tags_and_exif(r),
     )
+
+
+def _tags_and_exif(r: ImageRecord) -> dict[str, Any]:
+    """The `tags` and `exif` extension fields of an image (None: left out of the reply)."""
+    return {
+        "tags": [schemas.Tag(**t.to_dict()) for t in r.tags] or None,
+        "exif": None if r.exif is None else schemas.Exif.model_validate(r.exif.to_dict()),
+    }
 
 
 @router.post(
@@ -156,6 +165,7 @@ def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchR
                 upload_timestamp=h.record.upload_timestamp,
                 score=round(h.score, 6),
                 file_name=h.record.file_name,
+                **_tags_and_exif(h.record),
             )
             for h in hits
         ]

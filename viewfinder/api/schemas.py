@@ -43,6 +43,32 @@ class UploadResponse(BaseModel):
     results: list[UploadResult]
 
 
+class Tag(BaseModel):
+    """Extension: a concept the model sees in the image."""
+
+    name: str
+    confidence: float = Field(description="In [0, 1]: how sure the model is.")
+
+
+class Gps(BaseModel):
+    lat: float = Field(description="Latitude, decimal degrees (south negative).")
+    lon: float = Field(description="Longitude, decimal degrees (west negative).")
+
+
+class Exif(BaseModel):
+    """Extension: what the file's EXIF block says; absent keys were not in the file."""
+
+    taken_at: float | None = Field(
+        None,
+        description="Capture time, Unix seconds (DateTimeOriginal, else DateTime; placed by "
+        "the file's offset tag when it has one, else read as UTC).",
+    )
+    make: str | None = Field(None, description="Camera maker.")
+    model: str | None = Field(None, description="Camera model.")
+    orientation: int | None = Field(None, description="EXIF orientation, 1-8.")
+    gps: Gps | None = None
+
+
 class ImageObject(BaseModel):
     image_id: str
     image_url: str
@@ -59,6 +85,10 @@ class ImageObject(BaseModel):
     file_name: str | None = Field(
         None, description="Extension: the upload's file name (a URL's last path segment)."
     )
+    tags: list[Tag] | None = Field(
+        None, description="Extension: what the model sees, best first (set once indexed)."
+    )
+    exif: Exif | None = Field(None, description="Extension: capture time, camera, GPS.")
 
 
 class ImageList(BaseModel):
@@ -91,6 +121,8 @@ class SearchResult(BaseModel):
     upload_timestamp: float
     score: float
     file_name: str | None = Field(None, description="Extension: the upload's file name.")
+    tags: list[Tag] | None = Field(None, description="Extension: what the model sees.")
+    exif: Exif | None = Field(None, description="Extension: capture time, camera, GPS.")
 
 
 class SearchResponse(BaseModel):
