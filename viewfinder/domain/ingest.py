@@ -22,9 +22,8 @@ from PIL import Image
 
 from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
 
-from .metadata_rules import MetadataLimits
-
 from .exif import read_exif
+from .metadata_rules import MetadataLimits
 from .records import Exif
 
 logger = logging.getLogger(__name__)
