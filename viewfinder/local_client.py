@@ -24,6 +24,7 @@ from .client import (
     Switch,
     UploadResult,
 )
+from .client._models import exif_of, tags_of
 from .client._uploads import plan_upload
 from .client._waiting import indexing_timeout, still_queued
 
@@ -119,6 +120,8 @@ class LocalClient:
             error=r.error,
             sha256=r.sha256,
             file_name=r.file_name,
+            tags=tags_of([t.to_dict() for t in r.tags]),
+            exif=exif_of(None if r.exif is None else r.exif.to_dict()),
         )
 
     def upload(
@@ -186,6 +189,8 @@ class LocalClient:
                 upload_timestamp=h.record.upload_timestamp,
                 image_metadata=h.record.metadata,
                 file_name=h.record.file_name,
+                tags=tags_of([t.to_dict() for t in h.record.tags]),
+                exif=exif_of(None if h.record.exif is None else h.record.exif.to_dict()),
             )
             for h in hits
         ]

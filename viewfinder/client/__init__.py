@@ -45,7 +45,17 @@ from ._errors import (
     ViewfinderAPIError,
     ViewfinderConnectionError,
 )
-from ._models import DeleteResult, Image, SearchResult, Status, Switch, UploadResult
+from ._models import (
+    DeleteResult,
+    Exif,
+    Gps,
+    Image,
+    SearchResult,
+    Status,
+    Switch,
+    Tag,
+    UploadResult,
+)
 from ._sync import Client
 from ._uploads import ImageInput, Metadata
 
@@ -55,6 +65,8 @@ __all__ = [
     "AuthenticationAPIError",
     "Client",
     "DeleteResult",
+    "Exif",
+    "Gps",
     "Image",
     "ImageInput",
     "IndexingTimeout",
@@ -66,6 +78,7 @@ __all__ = [
     "ServerAPIError",
     "Status",
     "Switch",
+    "Tag",
     "UploadResult",
     "ValidationAPIError",
     "ViewfinderAPIError",

@@ -10,6 +10,54 @@ LABELS = {0: "stored", 1: "queued", 2: "indexed", 3: "failed"}
 
 
 @dataclass(frozen=True)
+class Tag:
+    """A concept the model sees in an image (extension `tags`), `confidence` in [0, 1]."""
+
+    name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Gps:
+    """Where a photo was taken, decimal degrees (south and west negative)."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Exif:
+    """What an image's EXIF block says (extension `exif`); None where the file is silent.
+
+    `taken_at` is Unix seconds (the file's offset applied, else its local time read as UTC).
+    """
+
+    taken_at: float | None = None
+    make: str | None = None
+    model: str | None = None
+    orientation: int | None = None
+    gps: Gps | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.gps, Mapping):  # as the JSON has it
+            object.__setattr__(self, "gps", build(Gps, self.gps))
+
+
+def tags_of(data: Any) -> list[Tag]:
+    """`Tag`s from the JSON list (or a list of `Tag`s)."""
+    if not data:
+        return []
+    return [t if isinstance(t, Tag) else build(Tag, t) for t in data]
+
+
+def exif_of(data: Any) -> Exif | None:
+    """An `Exif` from the JSON object (or an `Exif`, or None)."""
+    if data is None or isinstance(data, Exif):
+        return data
+    return build(Exif, data)
+
+
+@dataclass(frozen=True)
 class Image:
     """An image object (`GET /v1/images/{image_id}`)."""
 
@@ -26,6 +74,12 @@ class Image:
     error: str | None = None
     sha256: str | None = None
     file_name: str | None = None  # the name it was uploaded with (extension)
+    tags: list[Tag] = field(default_factory=list)  # what the model sees, best first (extension)
+    exif: Exif | None = None  # capture time, camera, GPS (extension)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tags_of(self.tags))
+        object.__setattr__(self, "exif", exif_of(self.exif))
 
     @property
     def indexed(self) -> bool:
@@ -60,6 +114,12 @@ class SearchResult:
     upload_timestamp: float
     image_metadata: dict[str, Any] = field(default_factory=dict)
     file_name: str | None = None
+    tags: list[Tag] = field(default_factory=list)
+    exif: Exif | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tags_of(self.tags))
+        object.__setattr__(self, "exif", exif_of(self.exif))
 
 
 @dataclass(frozen=True)
