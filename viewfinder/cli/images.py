@@ -13,7 +13,7 @@ import click
 from ..errors import AuthenticationError, ViewfinderError
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
-from .output import clip, label, print_json, when
+from .output import clip, label, print_json, tag_list, taken, when
 
 if TYPE_CHECKING:
     from ..client import Image
@@ -25,13 +25,18 @@ def images() -> None:
 
 
 def _images_table(rows: list[Image]) -> str:
-    lines = [f"{'image_id':<36}  {'status':<7}  {'size':>9}  {'uploaded':<19}  name"]
+    lines = [
+        f"{'image_id':<36}  {'status':<7}  {'size':>9}  {'uploaded':<19}  {'taken':<10}  "
+        f"{'tags':<30}  name"
+    ]
     for im in rows:
         size = f"{im.width}x{im.height}" if im.width and im.height else "-"
         name = (im.file_name or label(im.metadata)) + (f" ({im.error})" if im.error else "")
         name = clip(name, 70)
+        tags = clip(tag_list(im.tags), 30) or "-"
         lines.append(
-            f"{im.image_id:<36}  {im.status:<7}  {size:>9}  {when(im.upload_timestamp)}  {name}"
+            f"{im.image_id:<36}  {im.status:<7}  {size:>9}  {when(im.upload_timestamp)}  "
+            f"{taken(im.exif):<10}  {tags:<30}  {name}"
         )
     return "\n".join(lines)
 
@@ -90,6 +95,8 @@ def images_get(
         ("uploaded", when(im.upload_timestamp)),
         ("size", f"{im.width}x{im.height}, {im.size_bytes} bytes, {im.content_type}"),
         ("sha256", im.sha256 or ""),
+        ("tags", tag_list(im.tags, confidences=True)),
+        *_exif_rows(im),
         ("error", im.error or ""),
         ("image_url", im.image_url),
         ("metadata", json.dumps(im.metadata, ensure_ascii=False)),
@@ -97,6 +104,22 @@ def images_get(
     for name, value in rows:
         if value:
             click.echo(f"{name + ':':<11}{value}")
+
+
+def _exif_rows(im: Image) -> list[tuple[str, str]]:
+    """What `images get` shows of an image's EXIF."""
+    exif = im.exif
+    if exif is None:
+        return []
+    camera = " ".join(part for part in (exif.make, exif.model) if part)
+    if exif.orientation is not None:
+        camera += f" (orientation {exif.orientation})"
+    gps = f"{exif.gps.lat:.6f}, {exif.gps.lon:.6f}" if exif.gps is not None else ""
+    return [
+        ("taken", taken(exif, full=True) if exif.taken_at is not None else ""),
+        ("camera", camera.strip()),
+        ("gps", gps),
+    ]
 
 
 @images.command("delete")

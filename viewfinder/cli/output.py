@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -13,7 +13,7 @@ from urllib.request import url2pathname
 import click
 
 if TYPE_CHECKING:
-    from ..client import SearchResult
+    from ..client import Exif, SearchResult, Tag
 
 
 def label(metadata: dict[str, Any]) -> str:
@@ -38,6 +38,24 @@ def print_json(value: Any) -> None:
 def when(ts: float) -> str:
     """A timestamp as local date and time."""
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def taken(exif: Exif | None, *, full: bool = False) -> str:
+    """An EXIF capture time, as the date (`full`: date and time) in UTC, or "-".
+
+    UTC, because a time without an offset in the file is the camera's clock read as UTC: so
+    it shows as the camera showed it."""
+    if exif is None or exif.taken_at is None:
+        return "-"
+    moment = datetime.fromtimestamp(exif.taken_at, timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if full else "%Y-%m-%d")
+
+
+def tag_list(tags: list[Tag], *, confidences: bool = False) -> str:
+    """Tag names, best first, comma-separated (with confidences when asked)."""
+    if confidences:
+        return ", ".join(f"{t.name} {t.confidence:.2f}" for t in tags)
+    return ", ".join(t.name for t in tags)
 
 
 def hit_path(hit: SearchResult) -> str:

@@ -10,17 +10,20 @@ import click
 
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
-from .output import clip, hit_path, label, print_json
+from .output import clip, hit_path, label, print_json, tag_list, taken
 
 if TYPE_CHECKING:
     from ..client import SearchResult
 
 
 def _search_table(results: list[SearchResult]) -> str:
-    lines = [f"{'score':>6}  {'image_id':<36}  name"]
+    lines = [f"{'score':>6}  {'image_id':<36}  {'taken':<10}  {'tags':<30}  name"]
     for hit in results:
         name = clip(hit.file_name or label(hit.image_metadata), 60)
-        lines.append(f"{hit.score:6.3f}  {hit.image_id:<36}  {name}")
+        tags = clip(tag_list(hit.tags), 30) or "-"
+        lines.append(
+            f"{hit.score:6.3f}  {hit.image_id:<36}  {taken(hit.exif):<10}  {tags:<30}  {name}"
+        )
     return "\n".join(lines)
 
 
