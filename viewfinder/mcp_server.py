@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -189,11 +190,24 @@ def search_result(types: Any, results: list[dict[str, Any]], shown: dict[str, by
     for rank, hit in enumerate(results, start=1):
         name = hit.get("file_name") or hit["image_metadata"].get("file_name") or ""
         line = f"{rank}. {hit['image_id']} {name} score {hit['score']:.2f}".replace("  ", " ")
+        line += _tags_and_date(hit)
         content.append(types.TextContent(type="text", text=line))
         if hit["image_id"] in shown:
             data = base64.b64encode(shown[hit["image_id"]]).decode("ascii")
             content.append(types.ImageContent(type="image", data=data, mimeType="image/jpeg"))
     return types.CallToolResult(content=content, structuredContent={"result": results})
+
+
+def _tags_and_date(hit: dict[str, Any]) -> str:
+    """What a result line adds about a hit: its tags and the date its photo was taken."""
+    out = ""
+    tags = [t["name"] for t in hit.get("tags") or []]
+    if tags:
+        out += f"; tags: {', '.join(tags)}"
+    taken_at = (hit.get("exif") or {}).get("taken_at")
+    if taken_at is not None:
+        out += f"; taken {datetime.fromtimestamp(taken_at, timezone.utc):%Y-%m-%d %H:%M} UTC"
+    return out
 
 
 async def serve_stdio(backend: Client | LocalClient) -> None:

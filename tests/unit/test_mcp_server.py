@@ -19,6 +19,7 @@ from PIL import Image as PILImage
 
 from tests.conftest import png_bytes
 from tests.e2e.server import Server, cli
+from tests.exif_images import jpeg_with_exif
 
 mcp = pytest.importorskip("mcp", reason="the mcp package is not installed")
 
@@ -97,6 +98,9 @@ async def _exercise(session: Any, pictures: Path) -> None:
     assert first.getpixel((32, 24))[0] > 200 and second.getpixel((32, 24))[2] > 200
     lines = [c.text for c in found.content if c.type == "text"]
     assert any(line.startswith(f"1. {red['image_id']}") for line in lines)
+    # the model's tags come with each hit, in its data and on its line
+    assert hits[0]["tags"][0]["name"] == "red"
+    assert any(line.startswith(f"1. {red['image_id']}") and "tags: red" in line for line in lines)
     plain = await session.call_tool(
         "search_images", {"query": "red", "max_results": 2, "thumbnails": False}
     )
@@ -124,6 +128,7 @@ def pictures(tmp_path: Path) -> Path:
     folder.mkdir()
     (folder / "red.png").write_bytes(png_bytes((255, 0, 0)))
     (folder / "blue.png").write_bytes(png_bytes((0, 0, 255)))
+    (folder / "camera.jpg").write_bytes(jpeg_with_exif(colour=(255, 0, 0)))
     return folder
 
 
@@ -137,6 +142,14 @@ def test_tools_over_a_local_data_directory(tmp_path: Path, pictures: Path) -> No
         assert blue["image_url"].startswith("file://")
         stored = Path(url2pathname(urlparse(blue["image_url"]).path))
         assert stored.read_bytes() == (pictures / "blue.png").read_bytes()
+        # a photo's EXIF: in the image, and its capture date on the result line
+        camera = _payload(
+            await session.call_tool("upload_image", {"source": str(pictures / "camera.jpg")})
+        )
+        assert camera["exif"]["make"] == "Canon" and camera["exif"]["gps"]["lat"] > 48
+        found = await session.call_tool("search_images", {"query": "red", "max_results": 1})
+        lines = [c.text for c in found.content if c.type == "text"]
+        assert any("taken 2023-07-14 16:30 UTC" in line for line in lines), lines
 
     _run(["--data-dir", str(data_dir)], scenario)
     assert (data_dir / "viewfinder.db").exists()
