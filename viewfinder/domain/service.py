@@ -171,20 +171,37 @@ class ImageService:
             self._ingest(tenant, item, outcome)
             for item, outcome in zip(items, fetched, strict=True)
         ]
-        for attempt in range(_COMMIT_ATTEMPTS):
+        records = self._commit(tenant, items, fetched, records)
+        if any(r.status == IndexingStatus.QUEUED for r in records):
+            self.queue_changed.set()
+        return records
+
+    def _commit(
+        self,
+        tenant: str,
+        items: Sequence[UploadItem],
+        fetched: Sequence[FetchOutcome | None],
+        records: list[ImageRecord],
+    ) -> list[ImageRecord]:
+        """Commit the rows of ingested items, releasing the holds on their bytes; return them.
+
+        An upload slower than the sweep grace period may find its holds (and maybe its bytes)
+        swept: those items are held and stored again, under the same ids, and committed again.
+        """
+        attempt = 1
+        while True:
             try:
                 self.metadata.insert_images(records, held=True)
-                break
+                return records
             except BlobHoldLost as lost:
-                # Slower than the sweep grace period: the sweeper took the holds and maybe the
-                # bytes. Hold and store those items again, under the same ids.
-                if attempt + 1 == _COMMIT_ATTEMPTS:
-                    # what these uploads stored goes after the grace period, like any dead
-                    # upload's bytes: hold them again, for the sweeper to find
+                if attempt == _COMMIT_ATTEMPTS:
+                    # What these items stored last goes after the grace period, like a dead
+                    # upload's bytes: hold it again, for the sweeper to find.
                     for r in records:
                         if r.image_id in lost.image_ids and r.sha256:
                             self.metadata.hold_blob(r.image_id, r.sha256, self._clock())
                     raise
+                attempt += 1
                 log.warning("%d uploads outlasted their holds; storing again", len(lost.image_ids))
                 records = [
                     self._ingest(tenant, item, outcome, r.image_id)
@@ -192,9 +209,6 @@ class ImageService:
                     else r
                     for r, item, outcome in zip(records, items, fetched, strict=True)
                 ]
-        if any(r.status == IndexingStatus.QUEUED for r in records):
-            self.queue_changed.set()
-        return records
 
     def fetch_urls(self, items: Sequence[UploadItem]) -> list[FetchOutcome | None]:
         """Fetch the URLs of the URL items, concurrently (blocking); None for other items."""
