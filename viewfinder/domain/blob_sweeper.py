@@ -14,7 +14,8 @@ takes the bytes of a concurrent upload of the same picture. Nothing removes byte
 A hold that outlives the grace period belongs to an upload that died before committing: its
 bytes are swept like those of a deleted image. An upload slower than the grace period finds its
 hold gone at commit and stores its bytes again (`BlobHoldLost`). Any number of processes may
-sweep the same stores at once.
+sweep the same stores at once. Each pass also lets the blob store remove what interrupted
+writes left behind (`BlobStore.sweep_partial`), once older than an hour and the grace period.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class SweepReport:
     """What one pass did."""
 
     removed: int = 0  # objects whose bytes were removed
-    kept: int = 0  # candidates still needed (their stale marks were dropped)
+    kept: int = 0  # candidates still needed, or already swept by another process
     partial: int = 0  # leftovers of interrupted writes removed by the blob store
 
 
