@@ -56,7 +56,7 @@ def main() -> None:
         type=Path,
         nargs="*",
         default=[ROOT.parent / "shared" / "data" / "tiny_coco"],
-        help="other folders the projection trains on in cross-validation (tiny_coco = bank)",
+        help="other folders the projection trains on in cross-validation",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -164,8 +164,7 @@ def _cross_validation(
     cache = Path(tempfile.gettempdir()) / "viewfinder-train"
     target = tp.extract(emb, args.data, cache)
     others = [tp.extract(emb, d, cache) for d in args.train_with]
-    bank = next((f for f in others if f.name == "tiny_coco"), None)
-    folds = tp.cross_validate(emb, target, others, bank)
+    folds = tp.cross_validate(emb, target, others)
     scores = tp.calibrate_out_of_fold(folds, relevant)
     out: dict[str, object] = {
         "folds": tp.FOLDS,

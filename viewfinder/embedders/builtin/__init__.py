@@ -87,8 +87,8 @@ RECIPES: dict[str, Recipe] = {
         projection_weight=0.3,
         colour_weight=0.2,
         # recipe 3's out-of-fold fit (train_projection.py); queries use the per-query map
-        calibration_center=0.248,
-        calibration_slope=15.49,
+        calibration_center=0.254,
+        calibration_slope=14.93,
     ),
     "e5": Recipe(
         image_centering=0.8,

@@ -1,7 +1,7 @@
 """Train the built-in model's learned projection and per-query calibration (dev only).
 
     python -m viewfinder.embedders.builtin.train_projection \\
-        ../shared/data/tiny_coco ../shared/data/coco_mini --bank tiny_coco
+        ../shared/data/tiny_coco ../shared/data/coco_mini
 
 Numpy only (no PyTorch); deterministic (fixed fold seed). Not used at run time: the server
 reads the file this writes, ``tables/projection-minilm.npz`` (provenance in ``tables/NOTICE``).
@@ -10,10 +10,11 @@ reads the file this writes, ``tables/projection-minilm.npz`` (provenance in ``ta
    ``--features-cache``); every caption through the text tower.
 2. The projection: ridge regression of the centred unit pooled features of *all* photos onto
    the mean embedding of their captions (``projection.fit_projection``).
-3. The calibration bank: the ``--bank`` folder's image vectors, projected by a projection
-   trained without that folder (so the bank looks like any user's unseen photos).
-4. The calibration: logistic over (cosine, z against the bank) fitted on out-of-fold vectors
-   of the other folders' captions (``cross_validate``).
+3. The calibration bank: every photo's image vector, each projected by a projection trained
+   on everything but the photo's own fold (``out_of_fold``), so the bank looks like any user's
+   unseen photos.
+4. The calibration: logistic over (cosine, z against the bank) fitted on the out-of-fold
+   similarities of every folder's captions (``cross_validate``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import argparse
 import hashlib
 import json
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,32 +155,44 @@ def fold_ids(n: int, folds: int = FOLDS, seed: int = SEED) -> np.ndarray:
 
 
 def cross_validate(
-    emb: BuiltinEmbedder, target: Folder, others: list[Folder], bank: Folder | None
+    emb: BuiltinEmbedder, target: Folder, others: list[Folder], with_bank: bool = True
 ) -> CrossValidation:
     """k-fold over `target`'s photos; training = `others` + the other folds of `target`.
 
-    Each photo is embedded by the model of its own fold (never trained on it); the bank of a
-    fold is `bank`'s photos projected without the bank folder (as shipped).
+    Each photo is embedded by the model of its own fold (never trained on it). The bank of a
+    fold is built as the shipped one is, from the fold's training photos only
+    (`out_of_fold`): no held-out photo is in it or trained its vectors.
     """
     fold = fold_ids(len(target.images))
     gallery = np.zeros((len(target.images), target.queries.shape[1]), np.float32)
     banks: list[np.ndarray] = []
     for f in range(FOLDS):
         train = [_train_part(target, fold != f), *others]
-        projection = fit(train)
-        gallery[fold == f] = vectors(emb, _subset(target, fold == f), projection)
-        if bank is not None:
-            without = fit([t for t in train if t.name != bank.name])
-            banks.append(vectors(emb, bank, without))
+        gallery[fold == f] = vectors(emb, _subset(target, fold == f), fit(train))
+        if with_bank:
+            banks.append(out_of_fold(emb, train))
     sims = target.queries @ gallery.T
     qfold = fold[target.owner]
     z = np.zeros_like(sims)
-    for f in range(FOLDS if bank is not None else 0):
-        rows = np.flatnonzero(qfold == f)
-        for r in rows:
+    for f in range(FOLDS if with_bank else 0):
+        for r in np.flatnonzero(qfold == f):
             z[r] = query_features(sims[r], target.queries[r], banks[f])[1]
     base = l2_normalize(target.caption_emb) @ target.conse.T
     return CrossValidation(sims, z, qfold, base)
+
+
+def out_of_fold(emb: BuiltinEmbedder, parts: list[Folder]) -> np.ndarray:
+    """The image vectors of every photo of `parts`, each projected by a projection trained on
+    all of `parts` except the photo's own fold (k-fold within its folder)."""
+    out = []
+    for i, part in enumerate(parts):
+        fold = fold_ids(len(part.images))
+        vecs = np.zeros((len(part.images), part.queries.shape[1]), np.float32)
+        for f in range(FOLDS):
+            train = [p for j, p in enumerate(parts) if j != i] + [_train_part(part, fold != f)]
+            vecs[fold == f] = vectors(emb, _subset(part, fold == f), fit(train))
+        out.append(vecs)
+    return np.concatenate(out)
 
 
 def _train_part(folder: Folder, keep: np.ndarray) -> Folder:
@@ -206,8 +218,6 @@ def main(argv: list[str] | None = None) -> None:
     """Train on the given folders and write the shipped projection file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
-    parser.add_argument("--bank", default="tiny_coco", help="folder whose photos form the bank")
-    parser.add_argument("--ridge", type=float, default=RIDGE)
     parser.add_argument("--text-model", default="minilm")
     parser.add_argument(
         "--features-cache", type=Path, default=Path(tempfile.gettempdir()) / "viewfinder-train"
@@ -221,17 +231,12 @@ def main(argv: list[str] | None = None) -> None:
 
     emb = BuiltinEmbedder(args.cache, text_model=args.text_model)
     folders = [extract(emb, f, args.features_cache) for f in args.folders]
-    bank = next((f for f in folders if f.name == args.bank), None)
-    if bank is None:
-        sys.exit(f"--bank {args.bank} is not one of the folders")
-    projection = fit(folders, args.ridge)
-    bank_vectors = vectors(emb, bank, fit([f for f in folders if f is not bank], args.ridge))
+    projection = fit(folders)
+    bank_vectors = out_of_fold(emb, folders)
 
     cosines, zs, rel = [], [], []
     for target in folders:
-        if target is bank:
-            continue
-        cv = cross_validate(emb, target, [f for f in folders if f is not target], bank)
+        cv = cross_validate(emb, target, [f for f in folders if f is not target])
         r = np.zeros_like(cv.sims, dtype=bool)
         r[np.arange(len(target.owner)), target.owner] = True
         cosines.append(cv.sims.ravel())
@@ -250,8 +255,8 @@ def main(argv: list[str] | None = None) -> None:
             json.dumps(
                 {
                     "trained_on": {f.name: len(f.images) for f in folders},
-                    "bank": bank.name,
-                    "ridge": args.ridge,
+                    "bank": "every photo, projected out of fold",
+                    "ridge": RIDGE,
                     "model_id": emb.model_id,
                     "script": "viewfinder/embedders/builtin/train_projection.py",
                 }
