@@ -55,6 +55,29 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         10, description="Most PostgreSQL connections one process opens (`postgresql://` only)."
     )
+    database_connect_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long opening one PostgreSQL connection may take before the database "
+        "counts as unreachable (requests then answer 503 at once until it is back).",
+    )
+    database_pool_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long a request waits for a free PostgreSQL connection of the pool "
+        "before answering 503 (the database is busy, or unreachable).",
+    )
+    database_statement_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="Longest one PostgreSQL statement may run before it is cancelled "
+        "(0: no limit).",
+    )
+    shared_rate_limits: bool = Field(
+        True,
+        description="With a `postgresql://` metadata store, count rate limits in the database "
+        "so that every API process shares one limit per key (off: each process counts alone).",
+    )
     s3_endpoint_url: str | None = Field(
         None,
         description="S3-compatible endpoint for `s3://` blob URLs, e.g. `http://minio:9000` "

@@ -101,6 +101,7 @@ class PostgresServer:
         self.folder: Path | None = None
         self._as: list[str] = []
         self._bin: Path | None = None
+        self._options = ""
 
     @staticmethod
     def find_bin() -> Path | None:
@@ -137,12 +138,12 @@ class PostgresServer:
             str(self._bin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
             "-E", "UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
-        options = (
+        self._options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         self._run(
-            str(self._bin / "pg_ctl"), "-D", str(data), "-o", options,
+            str(self._bin / "pg_ctl"), "-D", str(data), "-o", self._options,
             "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",
         )  # fmt: skip
         return self
@@ -165,6 +166,21 @@ class PostgresServer:
         name = url.rsplit("/", 1)[1]
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (an outage); `resume` starts it again."""
+        assert self.folder is not None and self._bin is not None
+        self._run(
+            str(self._bin / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"
+        )  # fmt: skip
+
+    def resume(self) -> None:
+        """Start the server again after `pause`, on the same port."""
+        assert self.folder is not None and self._bin is not None
+        self._run(
+            str(self._bin / "pg_ctl"), "-D", str(self.folder / "data"), "-o", self._options,
+            "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
 
     def stop(self) -> None:
         if self.folder is None or self._bin is None:

@@ -240,10 +240,14 @@ def test_backends_agree(metadata_factory: Callable[[str], MetadataStore]) -> Non
 def test_postgres_refuses_a_newer_schema(metadata_url_factory: Callable[[str], str]) -> None:
     import psycopg
 
-    from viewfinder.stores.postgres_metadata import MIGRATIONS, PostgresMetadataStore
+    from viewfinder.stores.postgres_metadata import (
+        MIGRATIONS,
+        PostgresMetadataStore,
+        PostgresOptions,
+    )
 
     url = metadata_url_factory("postgres")
-    store = PostgresMetadataStore(url, pool_size=1)
+    store = PostgresMetadataStore(url, PostgresOptions(pool_size=1))
     try:
         store.migrate()
         assert store.schema_version() == len(MIGRATIONS)
@@ -256,10 +260,14 @@ def test_postgres_refuses_a_newer_schema(metadata_url_factory: Callable[[str], s
 
 
 def test_postgres_processes_migrate_together(metadata_url_factory: Callable[[str], str]) -> None:
-    from viewfinder.stores.postgres_metadata import MIGRATIONS, PostgresMetadataStore
+    from viewfinder.stores.postgres_metadata import (
+        MIGRATIONS,
+        PostgresMetadataStore,
+        PostgresOptions,
+    )
 
     url = metadata_url_factory("postgres")
-    stores = [PostgresMetadataStore(url, pool_size=1) for _ in range(4)]
+    stores = [PostgresMetadataStore(url, PostgresOptions(pool_size=1)) for _ in range(4)]
     errors: list[BaseException] = []
 
     def migrate(store: PostgresMetadataStore) -> None:

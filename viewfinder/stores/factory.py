@@ -74,10 +74,17 @@ def open_metadata(url: str, settings: Settings | None = None) -> MetadataStore:
         return SqliteMetadataStore(_path_of(url, scheme))
     if scheme in _POSTGRES:
         try:
-            from .postgres_metadata import PostgresMetadataStore
+            from .postgres_metadata import PostgresMetadataStore, PostgresOptions
         except ImportError as exc:
             _missing_extra("postgres", "a postgresql:// database", exc)
-        return PostgresMetadataStore(url, pool_size=_settings(settings).database_pool_size)
+        s = _settings(settings)
+        options = PostgresOptions(
+            pool_size=s.database_pool_size,
+            connect_timeout_s=s.database_connect_timeout_s,
+            pool_timeout_s=s.database_pool_timeout_s,
+            statement_timeout_s=s.database_statement_timeout_s,
+        )
+        return PostgresMetadataStore(url, options)
     raise ConfigurationError(
         f"unsupported VIEWFINDER_DATABASE_URL scheme {scheme!r}: use sqlite:///PATH or "
         "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"

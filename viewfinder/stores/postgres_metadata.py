@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -162,6 +164,12 @@ def _key(row: dict[str, Any]) -> ApiKey:
     )
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of an error's message, for logs and messages."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _safe_target(url: str) -> str:
     """The URL without its password, for messages."""
     try:
@@ -171,53 +179,126 @@ def _safe_target(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
+@dataclass(frozen=True)
+class PostgresOptions:
+    """Pool size and timeouts (VIEWFINDER_DATABASE_* settings)."""
+
+    pool_size: int = 10
+    connect_timeout_s: float = 5.0  # one connection attempt
+    pool_timeout_s: float = 10.0  # a request waiting for a free connection
+    statement_timeout_s: float = 30.0  # 0: no limit
+
+
+# After the database was found unreachable, requests ask it directly (one quick connection
+# attempt) instead of waiting on the pool, for this long after the last failure.
+_DOWN_PROBE_S = 60.0
+
+
 class PostgresMetadataStore(PostgresInPlaceFilesSql):
     """The shared metadata store: a pool of connections, one transaction per call."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, options: PostgresOptions | None = None) -> None:
         self._target = _safe_target(url)
+        self._url = url
+        self._options = options = options or PostgresOptions()
+        self._connect_timeout = max(1, round(options.connect_timeout_s))
+        self._down_at: float | None = None  # monotonic time the database was last unreachable
+        self._down_lock = threading.Lock()
         # psycopg_pool logs every checkout at INFO; keep it to warnings unless the application
         # chose a level for it
         pool_log = logging.getLogger("psycopg.pool")
         if pool_log.level == logging.NOTSET:
             pool_log.setLevel(logging.WARNING)
         try:  # one plain connection first: a wrong address or password fails fast and clearly
-            psycopg.connect(url, connect_timeout=int(min(timeout_s, 10))).close()
+            psycopg.connect(url, connect_timeout=self._connect_timeout).close()
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigurationError(
-                f"cannot connect to PostgreSQL at {self._target}: {reason}; check "
+                f"cannot connect to PostgreSQL at {self._target}: {_reason(exc)}; check "
                 "VIEWFINDER_DATABASE_URL and that the server is up"
             ) from exc
         self._pool = ConnectionPool(
             url,
             min_size=1,
-            max_size=max(1, pool_size),
+            max_size=max(1, options.pool_size),
+            # prepare_threshold=None: no server-side prepared statements, which PgBouncer in
+            # transaction mode can't follow across server connections ("prepared statement
+            # already exists")
+            kwargs={"connect_timeout": self._connect_timeout, "prepare_threshold": None},
+            configure=self._configure,
             check=ConnectionPool.check_connection,  # survive a database restart
-            timeout=timeout_s,
+            timeout=options.pool_timeout_s,
             open=False,
             name="viewfinder",
         )
         try:
-            self._pool.open(wait=True, timeout=timeout_s)
+            self._pool.open(wait=True, timeout=options.pool_timeout_s)
         except PoolTimeout as exc:
             self._pool.close()
             raise ConfigurationError(
-                f"cannot connect to PostgreSQL at {self._target} within {timeout_s:g} s; "
-                "check VIEWFINDER_DATABASE_URL and that the server is up"
+                f"cannot connect to PostgreSQL at {self._target} within "
+                f"{options.pool_timeout_s:g} s; check VIEWFINDER_DATABASE_URL and that the "
+                "server is up"
             ) from exc
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Set up a new pooled connection: the statement timeout."""
+        ms = int(self._options.statement_timeout_s * 1000)
+        if ms > 0:
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{ms}ms",))
+            conn.commit()
+
+    def _unreachable(self, exc: BaseException) -> Unavailable:
+        """Note that the database does not answer; the 503 to raise."""
+        with self._down_lock:
+            first = self._down_at is None
+            self._down_at = time.monotonic()
+        if first:
+            log.warning("PostgreSQL at %s is unreachable: %s", self._target, _reason(exc))
+        return Unavailable("the database is unreachable; retry shortly")
+
+    def _probe_if_down(self) -> None:
+        """While the database was lately unreachable, ask it directly (one quick connection)
+        rather than wait on the pool: fail at once while it is down, go on once it is back."""
+        down_at = self._down_at
+        if down_at is None:
+            return
+        if time.monotonic() - down_at > _DOWN_PROBE_S:
+            with self._down_lock:
+                self._down_at = None
+            return
+        try:
+            psycopg.connect(self._url, connect_timeout=self._connect_timeout).close()
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from exc
+        with self._down_lock:
+            if self._down_at is not None:
+                log.warning("PostgreSQL at %s answers again", self._target)
+            self._down_at = None
+        # connections opened before the outage are dead: drop them now, not one per request
+        self._pool.check()
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         """A cursor in one transaction: committed on exit, rolled back on error."""
+        self._probe_if_down()
         try:
             with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
                 yield cur
         except PoolTimeout as exc:
+            # no free connection in time: all busy, or none can be made (the database is gone)
+            try:
+                psycopg.connect(self._url, connect_timeout=self._connect_timeout).close()
+            except psycopg.Error as probe:
+                raise self._unreachable(probe) from exc
             raise Unavailable("the database is busy; retry shortly") from exc
-        except psycopg.OperationalError as exc:
+        except psycopg.errors.TransactionRollback as exc:  # a deadlock, a serialisation
             log.warning("PostgreSQL at %s: %s", self._target, exc)
-            raise Unavailable("the database is unavailable; retry shortly") from exc
+            raise Unavailable("the database is busy; retry shortly") from exc
+        except psycopg.errors.QueryCanceled as exc:
+            log.warning("PostgreSQL at %s: %s", self._target, exc)
+            raise Unavailable("the database took too long; retry shortly") from exc
+        except psycopg.OperationalError as exc:
+            raise self._unreachable(exc) from exc
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._tx() as cur:
