@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import png_bytes
 from tests.e2e.server import Server
+from tests.exif_images import jpeg_with_exif
 from viewfinder.domain.keys import KeyRing
 from viewfinder.stores.sqlite_metadata import SqliteMetadataStore
 
@@ -211,6 +212,27 @@ def test_sign_in_upload_search_detail_delete(
 
 def _thumbnail_src(base: str) -> re.Pattern[str]:
     return re.compile(re.escape(base) + r"/files/[0-9a-f-]+/thumbnail\?.*size=256")
+
+
+def test_tags_on_cards_and_exif_in_the_detail(
+    server: tuple[Server, str], page: Any, tmp_path: Path
+) -> None:
+    running, key = server
+    expect = sync_api.expect
+    _sign_in(page, running.url, key)
+    photo = {"name": "camera.jpg", "mimeType": "image/jpeg", "buffer": jpeg_with_exif()}
+    page.set_input_files("#file-input", files=[photo])
+    card = page.locator(".card", has_text="camera.jpg")
+    expect(card.locator(".badge")).to_have_text("indexed")
+    expect(card.locator(".tag").first).to_have_text("red")  # the fake model names colours
+    card.click()
+    fields = page.locator("#detail-fields")
+    expect(fields).to_contain_text("Canon EOS R5")
+    expect(fields).to_contain_text("48.858369, -2.294467")
+    expect(fields.locator("dt", has_text="Taken")).to_have_count(1)
+    expect(fields).to_contain_text("2023")
+    expect(fields.locator("dd .tag").first).to_have_text("red")
+    _shot(page, tmp_path, "detail-exif")
 
 
 def test_many_uploads_are_one_line_with_details(

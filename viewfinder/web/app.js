@@ -4,6 +4,7 @@
 const KEY_STORAGE = "viewfinder.apiKey";
 const PAGE = 60;
 const THUMB = 256;
+const CARD_TAGS = 3;  // tag chips on a gallery card (the detail view shows them all)
 const UPLOAD_CONCURRENCY = 3;
 
 const $ = (id) => document.getElementById(id);
@@ -203,6 +204,8 @@ async function search(query) {
       file_name: r.file_name,
       upload_timestamp: r.upload_timestamp,
       score: r.score,
+      tags: r.tags,
+      exif: r.exif,
     }));
     $("more").hidden = true;
     $("show-all").hidden = false;
@@ -235,7 +238,8 @@ function card(image) {
   const caption = el("div", { class: "caption" },
     el("span", { class: "label", text: name || image.image_id.slice(0, 8), title: name || image.image_id }),
     status ? el("span", { class: `badge ${status}`, text: status }) : null);
-  const node = el("li", { class: "card", tabindex: "0", "data-id": image.image_id }, thumb, caption);
+  const node = el("li", { class: "card", tabindex: "0", "data-id": image.image_id }, thumb, caption,
+    tagChips(image.tags, CARD_TAGS));
   if (typeof image.score === "number") {
     node.append(el("span", { class: "score", text: image.score.toFixed(2), title: "score" }));
   }
@@ -245,6 +249,29 @@ function card(image) {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); openDetail(image.image_id, image.score); }
   });
   return node;
+}
+
+// What the model sees in an image (extension `tags`, best first), as chips; null when none.
+function tagChips(tags, max) {
+  if (!tags || !tags.length) return null;
+  return el("ul", { class: "tags" }, ...tags.slice(0, max).map((t) =>
+    el("li", { class: "tag", text: t.name, title: `${t.name}: ${Math.round(t.confidence * 100)}% sure` })));
+}
+
+// The detail rows of an image's EXIF (extension `exif`). A capture time without an offset in
+// the file is the camera's clock read as UTC, so it is shown in UTC: as the camera showed it.
+function exifRows(exif) {
+  if (!exif) return [];
+  const camera = [exif.make, exif.model].filter(Boolean).join(" ");
+  const taken = typeof exif.taken_at === "number"
+    ? new Date(exif.taken_at * 1000).toLocaleString(undefined, { timeZone: "UTC", timeZoneName: "short" })
+    : null;
+  return [
+    taken ? ["Taken", taken] : null,
+    camera ? ["Camera", camera] : null,
+    exif.orientation ? ["Orientation", String(exif.orientation)] : null,
+    exif.gps ? ["GPS", `${exif.gps.lat.toFixed(6)}, ${exif.gps.lon.toFixed(6)}`] : null,
+  ];
 }
 
 // While images are being indexed, refresh the gallery so their badges change.
@@ -293,9 +320,12 @@ async function openDetail(imageId, score) {
     ["Bytes", `${(image.size_bytes / 1024).toFixed(1)} KiB, ${image.content_type || "?"}`],
     image.sha256 ? ["SHA-256", image.sha256] : null,
     image.error ? ["Error", image.error] : null,
+    ...exifRows(image.exif),
+    image.tags && image.tags.length ? ["Tags", tagChips(image.tags, image.tags.length)] : null,
   ].filter(Boolean);
   $("detail-fields").replaceChildren(
-    ...rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+    ...rows.flatMap(([k, v]) => [
+      el("dt", { text: k }), typeof v === "string" ? el("dd", { text: v }) : el("dd", {}, v)]));
   $("detail-metadata").textContent = JSON.stringify(image.metadata, null, 2);
   $("delete-button").disabled = false;
   $("detail").showModal();
