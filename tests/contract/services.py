@@ -4,6 +4,7 @@
   `postgres` OS user when the tests run as root.
 - S3: moto's server mode in a subprocess.
 - Milvus: the Milvus Lite gRPC server in a subprocess, standing in for a Milvus cluster.
+- PgBouncer: Debian's `pgbouncer` in transaction mode in front of the PostgreSQL server.
 
 Each `start()` raises `Unavailable` with the reason when its package or binary is missing, so
 fixtures can skip cleanly. With `VIEWFINDER_TEST_REQUIRE_SERVICES=1` (set by `.ci/run`) a missing
@@ -293,7 +294,66 @@ class MilvusServer:
         _stop(self.proc)
 
 
-S = TypeVar("S", PostgresServer, S3Server, MilvusServer)
+class PgBouncer:
+    """Debian's `pgbouncer` in transaction mode in front of a `PostgresServer`, on a free port:
+    what the deployment guide recommends, and what breaks server-side prepared statements."""
+
+    def __init__(self, postgres: PostgresServer) -> None:
+        self.postgres = postgres
+        self.port = free_port()
+        self.folder: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PgBouncer:
+        binary = shutil.which("pgbouncer") or next(
+            (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
+        )
+        if binary is None:
+            raise Unavailable("pgbouncer not found (apt-get install pgbouncer)")
+        self.folder = Path(tempfile.mkdtemp(prefix="viewfinder-pgbouncer-"))
+        run_as: list[str] = []
+        if os.geteuid() == 0:  # pgbouncer refuses to run as root
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            run_as = ["runuser", "-u", "postgres", "--"]
+        (self.folder / "users.txt").write_text('"postgres" ""\n')
+        (self.folder / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={self.postgres.port}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
+            f"unix_socket_dir = {self.folder}\n"
+            "auth_type = trust\n"
+            f"auth_file = {self.folder / 'users.txt'}\n"
+            "pool_mode = transaction\n"
+            # few server connections for many clients: statements of one client land on
+            # several server connections, as under load
+            "default_pool_size = 2\nmax_client_conn = 200\n"
+        )
+        for name in ("users.txt", "pgbouncer.ini"):
+            os.chmod(self.folder / name, 0o644)
+        log = self.folder / "pgbouncer.log"
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*run_as, binary, str(self.folder / "pgbouncer.ini")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_port(self.port, self.proc, log, 30)
+        return self
+
+    def url(self, database_url: str) -> str:
+        """The URL of a database of `postgres`, through this PgBouncer."""
+        return database_url.replace(f":{self.postgres.port}/", f":{self.port}/")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
+S = TypeVar("S", PostgresServer, S3Server, MilvusServer, PgBouncer)
 
 
 def started(service: S) -> Iterator[S]:
