@@ -47,8 +47,10 @@ def serve(
     )
     try:
         service = build_service(settings)
-        # on shared stores other processes hold leases: let them expire, never release them
-        service.start(single_process=not is_multi_process(settings))
+        # on shared stores other processes hold leases: let them expire, never release them;
+        # an API-only process there leaves reconciling to the workers (no id read at start)
+        shared = is_multi_process(settings)
+        service.start(single_process=not shared, repair=not shared or settings.workers > 0)
         # before the first request; on a machine's first start this builds the model, once
         warm_up(service.embedder)
     except ViewfinderError as exc:

@@ -96,8 +96,13 @@ class ImageService:
         return self.spaces.active
 
     # life cycle
-    def start(self, *, single_process: bool = True) -> None:
-        """Migrate, load the vector index and repair what a crash may have left behind."""
+    def start(self, *, single_process: bool = True, repair: bool = True) -> None:
+        """Migrate, load the vector index and repair what a crash may have left behind.
+
+        `repair=False` leaves the repair to others: an API-only process on shared stores reads
+        no id (the workers, which write the vectors, reconcile when they start), so it starts
+        in the same time and memory whatever the number of images.
+        """
         self.metadata.migrate()
         self.spaces.open()
         if single_process:
@@ -105,7 +110,7 @@ class ImageService:
             if released:
                 log.info("re-queued %d images claimed before the last stop", released)
         # comparing every id takes seconds at a million images: only a crash needs it
-        if not all(index.closed_cleanly() for index in self.spaces.indexes()):
+        if repair and not all(index.closed_cleanly() for index in self.spaces.indexes()):
             self.reconcile()
 
     def reconcile(self) -> None:
