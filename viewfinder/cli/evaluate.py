@@ -75,7 +75,7 @@ def evaluate(folder: Path, model: str | None, as_json: bool) -> None:
     click.echo(f"median rank      {m.median_rank:g}")
     for name, s in report.subsets.items():
         click.echo(
-            f"  {name + ' captions':<15}{s.recall_at_1:.1f} / {s.recall_at_5:.1f} / "
+            f"  {name + ' captions':<17}{s.recall_at_1:.1f} / {s.recall_at_5:.1f} / "
             f"{s.recall_at_10:.1f}  ({s.n_queries} queries)"
         )
     click.echo(f"indexing         {report.images_per_s:.1f} images/s (decode + embed + commit)")

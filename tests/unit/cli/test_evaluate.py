@@ -36,6 +36,10 @@ def test_eval_reports_recall(tmp_path: Path) -> None:
     assert figures["recall_at_1"] == 100.0 and figures["median_rank"] == 1.0
     assert figures["indexing_images_per_s"] > 0
     assert [row["threshold"] for row in figures["calibration"]] == [0.3, 0.5, 0.7]
+    # every "a <colour> square" caption names a colour; none names a person
+    assert figures["subsets"]["colour"]["queries"] == 8
+    assert figures["subsets"]["colour"]["recall_at_1"] == 100.0
+    assert figures["subsets"]["person"]["queries"] == 0
 
 
 def test_eval_text_output_and_bad_folder(tmp_path: Path) -> None:
@@ -43,6 +47,7 @@ def test_eval_text_output_and_bad_folder(tmp_path: Path) -> None:
     env = {"VIEWFINDER_DATA_DIR": str(tmp_path / "data")}
     ok = CliRunner().invoke(cli, ["eval", str(folder), "--model", "fake"], env=env)
     assert "Recall@1/5/10    100.0 / 100.0 / 100.0" in ok.output
+    assert "colour captions  100.0 / 100.0 / 100.0  (8 queries)" in ok.output
     (folder / "captions.jsonl").write_text("{nope\n")
     bad = CliRunner().invoke(cli, ["eval", str(folder), "--model", "fake"], env=env)
     assert bad.exit_code == 2 and "not JSON" in bad.output
