@@ -112,6 +112,10 @@ import sys, time
 from pathlib import Path
 from viewfinder.embedders.builtin.cache import ModelCache
 cache, log = Path(sys.argv[1]), Path(sys.argv[2])
+# start together: each says it is ready, then waits for the other (imports take varying time)
+(log.parent / ("ready-" + sys.argv[3])).touch()
+while len(list(log.parent.glob("ready-*"))) < 2:
+    time.sleep(0.01)
 def build():
     with log.open("a") as f:
         f.write("built\\n")
