@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from tests.conftest import png_bytes
 from tests.contract.services import MilvusServer, PostgresServer, S3Server
+from tests.exif_images import jpeg_with_exif
 from viewfinder.bootstrap import build_service, worker_options
 from viewfinder.cli import cli
 from viewfinder.config import Settings
@@ -42,7 +43,7 @@ def test_embedded_to_shared_stores(
     svc.upload("globex", [UploadItem(data=png_bytes((255, 0, 0)))])
     svc.upload(
         "acme",
-        [UploadItem(data=b"not an image"), UploadItem(data=png_bytes((1, 2, 3)), index=False)],
+        [UploadItem(data=b"not an image"), UploadItem(data=jpeg_with_exif(), index=False)],
     )
     worker = IndexingWorker(svc, worker_options(embedded))
     worker.drain()
@@ -50,6 +51,9 @@ def test_embedded_to_shared_stores(
     queued = svc.upload("acme", [UploadItem(data=png_bytes((0, 255, 255)))])
     before = {t: svc.list_images(t, 100, 0) for t in ("acme", "globex")}
     assert {r.file_name for r in before["acme"]} >= {"c0.png", "c3.png"}
+    # tags (set by indexing) and EXIF (at upload) are among what must come along
+    assert sum(bool(r.tags) for r in before["acme"]) == 4
+    assert [r.exif.make for r in before["acme"] if r.exif] == ["Canon"]
     query = SearchRequest(query="a red square", max_results=10)
     hits_before = [(h.record.image_id, h.score) for h in svc.search("acme", query)]
     assert len(hits_before) == 4
