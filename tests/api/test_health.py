@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from tests.conftest import png_bytes
 from viewfinder.api.app import create_app
 from viewfinder.bootstrap import warm_up
 from viewfinder.config import Settings
+from viewfinder.domain.records import UploadItem
 from viewfinder.domain.service import ImageService
 from viewfinder.embedders.pool import InferencePool
 from viewfinder.indexing.worker import IndexingWorker
@@ -141,3 +143,56 @@ def test_metrics_count_requests_by_route_and_status(
         )
         == 1
     )
+
+
+def test_worker_probe_app_reports_queue_lag_and_last_batch(
+    service: ImageService, settings: Settings
+) -> None:
+    from viewfinder.api.health import HealthServer, worker_app
+    from viewfinder.domain.readiness import Readiness
+    from viewfinder.indexing.worker import WorkerOptions, WorkerPool
+
+    warm_up(service.embedder)
+    pool = WorkerPool(service, WorkerOptions(batch_size=4, poll_interval_s=0.01), 1)
+
+    def indexing() -> None:
+        if pool.alive() < 1:
+            raise RuntimeError("not started")
+
+    app = worker_app(
+        Readiness({"indexing": indexing}, 1.0),
+        None,
+        last_batch_at=lambda: pool.last_batch_at,
+        oldest_queued_at=service.metadata.oldest_queued_at,
+    )
+    from tests.contract.services import free_port
+
+    port = free_port()
+    server = HealthServer(app, "127.0.0.1", port)
+    server.start()
+    try:
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        with pytest.raises(OSError):  # the port is taken: said at start, not later
+            HealthServer(app, "127.0.0.1", port).start()
+        service.upload("acme", [UploadItem(data=png_bytes((1, 2, 3)))])
+        r = httpx.get(f"{base}/readyz")
+        assert r.status_code == 503 and "indexing: RuntimeError: not started" in r.text
+        assert r.json()["queue_lag_s"] >= 0 and r.json()["last_batch_at"] is None
+        assert httpx.get(f"{base}/metrics").status_code == 404  # metrics off
+        pool.start()
+        try:
+            deadline = time.monotonic() + 10
+            while pool.last_batch_at is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            body = httpx.get(f"{base}/readyz").json()
+            assert body["status"] == "ready" and body["queue_lag_s"] == 0
+            assert body["last_batch_age_s"] >= 0
+        finally:
+            pool.stop()
+    finally:
+        server.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/healthz")

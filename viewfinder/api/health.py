@@ -112,7 +112,13 @@ class HealthServer:
 
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="vf-health", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="vf-health", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except SystemExit:  # uvicorn exits when it can't bind; `start` says so
+            log.debug("the health server could not start")
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start serving; returns once the port listens (raises if it can't)."""
