@@ -79,7 +79,9 @@ class ModelCache:
 
         `parse` returns None for bytes it cannot use (a corrupt or outdated file).
         """
-        for directory in self._read_order():
+        order = self._read_order()
+        seen = {directory: _stamp(directory / name) for directory in order}
+        for directory in order:
             found = self._read(directory / name, parse)
             if found is not None:
                 return found
@@ -87,10 +89,12 @@ class ModelCache:
         if target is None:
             return self._parse_built(name, build(), parse)
         with self._locked(target, name):
-            # another process may have built it while this one waited for the lock
-            found = self._read(target / name, parse)
-            if found is not None:
-                return found
+            # another process may have built it since it was looked at (this one waited for
+            # the lock meanwhile): read it again, unless it is the same invalid file
+            if _stamp(target / name) != seen.get(target):
+                found = self._read(target / name, parse)
+                if found is not None:
+                    return found
             data = build()
             value = self._parse_built(name, data, parse)
             try:
@@ -207,6 +211,15 @@ def _lock(handle: IO[str], directory: Path, name: str) -> None:
             "another process is building the model in %s; waiting for it (%s)", directory, name
         )
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """What tells a file rewritten since: its modification time and size (None: absent)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def arrays_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
