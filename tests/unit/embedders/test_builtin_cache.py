@@ -47,6 +47,12 @@ def test_built_once_then_read_by_every_cache_on_the_directory(tmp_path: Path) ->
     assert not (tmp_path / "tmp").exists()
 
 
+def test_a_build_cleans_up_after_a_killed_one(tmp_path: Path) -> None:
+    (tmp_path / ".x.bin.abc123.tmp").write_bytes(b"half a file")  # a build killed mid-write
+    assert ModelCache(tmp_path).get("x.bin", parse, Builder()) == GOOD
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".build.lock", "x.bin"]
+
+
 def test_a_corrupt_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     build = Builder()
     cache = ModelCache(tmp_path)

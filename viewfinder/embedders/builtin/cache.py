@@ -95,6 +95,9 @@ class ModelCache:
                 found = self._read(target / name, parse)
                 if found is not None:
                     return found
+            if fcntl is not None:  # holding the lock: any temporary file is a dead build's
+                for stale in target.glob(f".{name}.*.tmp"):
+                    stale.unlink(missing_ok=True)
             data = build()
             value = self._parse_built(name, data, parse)
             try:
