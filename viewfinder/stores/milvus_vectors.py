@@ -18,14 +18,16 @@ The tenant is the partition key, so a tenant's search reads only the partitions 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
@@ -42,6 +44,8 @@ _MAX_TOPK = 16384  # Milvus refuses larger limits
 _CHUNK = 1000  # rows per write request, well under the gRPC message limit
 _PROPS = ("viewfinder.model_id", "viewfinder.dim", "viewfinder.spec")
 _HNSW_EF = 128  # candidates an HNSW search explores: recall@10 >= 0.98 at a million vectors
+_NOT_LOADED = 101  # Milvus's code for a collection not loaded (e.g. released by a restart)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,7 @@ class MilvusVectorIndex:
             self.name = active or f"{target.collection}_g1"
         self._model_id: str | None = None
         self._dim: int | None = None
+        self._recover_lock = threading.Lock()
 
     @contextmanager
     def _calling(self, what: str) -> Iterator[None]:
@@ -166,6 +171,44 @@ class MilvusVectorIndex:
         except MilvusException as exc:
             log.warning("Milvus %s at %s failed: %s", what, self.target.uri, exc)
             raise Unavailable("the vector index is unavailable; retry shortly") from exc
+
+    def _call(self, what: str, fn: Callable[[], _T]) -> _T:
+        """One Milvus call; after a Milvus restart (the collection comes back released, the
+        connection may be gone) reconnect, load the collection and try once more."""
+        try:
+            return fn()
+        except MilvusException as exc:
+            if not self._recover(what, exc):
+                log.warning("Milvus %s at %s failed: %s", what, self.target.uri, exc)
+                raise Unavailable("the vector index is unavailable; retry shortly") from exc
+        with self._calling(what):
+            return fn()
+
+    def _recover(self, what: str, exc: MilvusException) -> bool:
+        """Reconnect (unless only the collection was released) and load the collection;
+        whether that worked, so the call is worth trying again."""
+        if self._dim is None:
+            return False  # not opened: nothing of ours to load
+        released = getattr(exc, "code", None) == _NOT_LOADED or "released" in str(exc).lower()
+        with self._recover_lock:
+            try:
+                if not released:
+                    client, self._client = self._client, _connect(self.target)
+                    with contextlib.suppress(Exception):
+                        client.close()
+                self._client.load_collection(self.name)
+            except (MilvusException, ConfigurationError) as again:
+                log.warning("Milvus at %s: cannot recover: %s", self.target.uri, again)
+                return False
+        log.warning(
+            "Milvus %s at %s failed (%s); %s and loaded collection %s again",
+            what,
+            self.target.uri,
+            exc,
+            "the collection was released" if released else "reconnected",
+            self.name,
+        )
+        return True
 
     @property
     def model_id(self) -> str | None:
@@ -268,15 +311,24 @@ class MilvusVectorIndex:
             {"id": i, "tenant": t, "vector": v.tolist()}
             for i, t, v in zip(ids, tenants, vectors, strict=True)
         ]
-        with self._write_lock, self._calling("upsert"):
+        with self._write_lock:
             for start in range(0, len(rows), _CHUNK):
-                self._client.upsert(self.name, rows[start : start + _CHUNK])
+                chunk = rows[start : start + _CHUNK]
+                self._call("upsert", partial(self._write, "upsert", chunk))
+
+    def _write(self, what: str, chunk: list[Any]) -> None:
+        """Upsert rows or delete ids, through the current client (a reconnect replaces it)."""
+        if what == "upsert":
+            self._client.upsert(self.name, chunk)
+        else:
+            self._client.delete(self.name, ids=chunk)
 
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(ids)
-        with self._write_lock, self._calling("delete"):
+        with self._write_lock:
             for start in range(0, len(ids), _CHUNK):
-                self._client.delete(self.name, ids=ids[start : start + _CHUNK])
+                chunk = ids[start : start + _CHUNK]
+                self._call("delete", partial(self._write, "delete", chunk))
 
     def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
         dim = self._check_open()
@@ -287,8 +339,9 @@ class MilvusVectorIndex:
         params: dict[str, Any] = {}
         if self.target.index_type == "HNSW":
             params = {"ef": max(k, _HNSW_EF)}
-        with self._calling("search"):
-            found = self._client.search(
+        found = self._call(
+            "search",
+            lambda: self._client.search(
                 self.name,
                 data=[query.tolist()],
                 anns_field="vector",
@@ -298,15 +351,18 @@ class MilvusVectorIndex:
                 limit=k,
                 output_fields=["id"],
                 search_params={"metric_type": "IP", "params": params},
-            )
+            ),
+        )
         return [(str(hit["id"]), float(hit["distance"])) for hit in found[0]]
 
     def _iterate(self, fields: list[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
         self._check_open()
-        with self._calling("query"):
-            it = self._client.query_iterator(
+        it = self._call(
+            "query",
+            lambda: self._client.query_iterator(
                 self.name, batch_size=min(batch_size, _MAX_TOPK), filter="", output_fields=fields
-            )
+            ),
+        )
         try:
             while True:
                 with self._calling("query"):
@@ -323,8 +379,9 @@ class MilvusVectorIndex:
     def count(self, tenant: str | None = None) -> int:
         self._check_open()
         where = "" if tenant is None else f"tenant == {json.dumps(tenant, ensure_ascii=False)}"
-        with self._calling("count"):
-            rows = self._client.query(self.name, filter=where, output_fields=["count(*)"])
+        rows = self._call(
+            "count", lambda: self._client.query(self.name, filter=where, output_fields=["count(*)"])
+        )
         return int(rows[0]["count(*)"])
 
     def iter_vectors(

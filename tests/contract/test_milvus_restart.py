@@ -1,0 +1,44 @@
+"""A Milvus server restart: the collection comes back released, and the same process's
+index reloads it on demand (searches, counts and writes recover without a process restart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.contract.services import MilvusServer, started
+from viewfinder.stores.factory import open_vectors
+
+
+@pytest.fixture
+def own_milvus(tmp_path: Path) -> Iterator[MilvusServer]:
+    """A Milvus server of this test alone: it is restarted."""
+    yield from started(MilvusServer(tmp_path))
+
+
+def test_searches_recover_after_a_milvus_restart(own_milvus: MilvusServer) -> None:
+    index = open_vectors(own_milvus.url())
+    reader = open_vectors(own_milvus.url(index.name.rsplit("_g", 1)[0]))  # another process
+    try:
+        index.open("m", 4, "")
+        reader.open("m", 4, "")
+        vectors = np.eye(4, dtype=np.float32)
+        index.upsert(["a", "b", "c"], ["t", "t", "u"], vectors[:3])
+        assert [i for i, _ in index.search("t", vectors[0], 5)] == ["a", "b"]
+
+        own_milvus.stop()  # same port, same data folder
+        own_milvus.start()
+
+        assert [i for i, _ in reader.search("t", vectors[1], 1)] == ["b"]
+        assert [i for i, _ in index.search("t", vectors[0], 1)] == ["a"]
+        index.upsert(["d"], ["t"], vectors[3:4])
+        assert index.count("t") == 3 and reader.count() == 4
+        assert index.ids() == {"a", "b", "c", "d"}
+        index.delete(["a"])
+        assert "a" not in {i for i, _ in reader.search("t", vectors[0], 5)}
+    finally:
+        index.close()
+        reader.close()
