@@ -125,6 +125,8 @@ def test_fit_calibration_puts_half_at_the_chosen_odds() -> None:
 @needs_packages
 def test_shipped_calibration_of_a_high_query(model_cache_dir: Path) -> None:
     emb = BuiltinEmbedder(model_cache_dir / "builtin")
+    emb.warm_up()
+    assert emb._shipped is not None  # loaded before the first query needs it
     shipped = emb.shipped()
     assert shipped is not None
     q = emb.embed_texts(["a plate of food"])[0]

@@ -162,6 +162,7 @@ class BuiltinEmbedder:
         self._text_tower()
         self._class_table()
         self._image_tower()
+        self.shipped()  # the projection and calibration bank (a 1.3 MB read)
 
     def _text_tower(self) -> TextTower:
         with self._locks["text"]:
