@@ -97,6 +97,15 @@ class Settings(BaseSettings):
         description="S3 bucket addressing: `auto`, `path` (most self-hosted S3 servers) or "
         "`virtual`.",
     )
+    s3_retry_mode: str = Field(
+        "standard",
+        description="How S3 requests that fail transiently (throttling, 5xx, dropped "
+        "connections) are retried, with backoff: `standard` or `adaptive` (also slows down "
+        "when throttled).",
+    )
+    s3_max_attempts: int = Field(
+        5, ge=1, description="Attempts per S3 request, the first one included."
+    )
     vector_ann_threshold: int = Field(
         20000,
         ge=0,

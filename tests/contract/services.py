@@ -353,6 +353,93 @@ class PgBouncer:
             self.folder = None
 
 
+class FlakyProxy:
+    """An HTTP proxy in front of a server (e.g. moto's S3) that fails the next requests on
+    demand: `fail(n)` answers the next n requests 503 SlowDown (as S3 does when throttling);
+    `cut(n)` forwards the next n GETs but sends only half their body and hangs up."""
+
+    def __init__(self, target_port: int) -> None:
+        import http.server
+        import threading
+
+        proxy = self
+        self.target_port = target_port
+        self.failures = 0
+        self.cuts = 0
+        self.seen = 0  # requests received
+        self._lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _relay(self) -> None:
+                import http.client
+
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with proxy._lock:
+                    proxy.seen += 1
+                    fail = proxy.failures > 0
+                    proxy.failures -= int(fail)
+                    cut = not fail and self.command == "GET" and proxy.cuts > 0
+                    proxy.cuts -= int(cut)
+                if fail:
+                    error = (
+                        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                        b"<Message>Please reduce your request rate.</Message></Error>"
+                    )
+                    self.send_response(503)
+                    self.send_header("content-type", "application/xml")
+                    self.send_header("content-length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+                conn.close()
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                if cut:
+                    self.send_header("connection", "close")
+                self.end_headers()
+                if cut:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def fail(self, n: int) -> None:
+        with self._lock:
+            self.failures = n
+
+    def cut(self, n: int) -> None:
+        with self._lock:
+            self.cuts = n
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 S = TypeVar("S", PostgresServer, S3Server, MilvusServer, PgBouncer)
 
 

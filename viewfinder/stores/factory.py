@@ -112,6 +112,8 @@ def open_blobs(url: str, settings: Settings | None = None) -> BlobStore:
             access_key_id=s.s3_access_key_id,
             secret_access_key=s.s3_secret_access_key,
             addressing_style=s.s3_addressing_style,
+            retry_mode=s.s3_retry_mode,
+            max_attempts=s.s3_max_attempts,
         )
         return S3BlobStore(parts.netloc, parts.path, options)
     raise ConfigurationError(

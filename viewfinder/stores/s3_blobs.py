@@ -7,7 +7,9 @@ needed. The bucket must exist; its reachability and the credentials are checked 
 from __future__ import annotations
 
 import logging
+import random
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +17,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from ..errors import ConfigurationError, NotFound, Unavailable, ValidationError
 
@@ -23,6 +32,15 @@ log = logging.getLogger(__name__)
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _MISSING = {"404", "NoSuchKey", "NotFound"}
+# What reading an answer's body raises when the connection breaks halfway.
+_BROKEN_BODY = (
+    ResponseStreamingError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
+_BASE_BACKOFF_S = 0.1  # full jitter, as botocore's standard mode
+_MAX_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +53,8 @@ class S3Options:
     secret_access_key: str | None = None
     addressing_style: str = "auto"
     max_connections: int = 32
+    retry_mode: str = "standard"  # botocore's: standard, adaptive (client-side rate limiting)
+    max_attempts: int = 5  # per request, the first one included
 
 
 def _code(exc: ClientError) -> str:
@@ -50,6 +70,11 @@ class S3BlobStore:
             raise ConfigurationError(
                 f"VIEWFINDER_S3_ADDRESSING_STYLE must be auto, path or virtual, "
                 f"not {opts.addressing_style!r}"
+            )
+        if opts.retry_mode not in ("standard", "adaptive", "legacy"):
+            raise ConfigurationError(
+                f"VIEWFINDER_S3_RETRY_MODE must be standard, adaptive or legacy, "
+                f"not {opts.retry_mode!r}"
             )
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -67,7 +92,8 @@ class S3BlobStore:
             config=Config(
                 s3={"addressing_style": opts.addressing_style},
                 max_pool_connections=opts.max_connections,
-                retries={"max_attempts": 5, "mode": "standard"},
+                # throttling, 5xx answers and connection errors are retried with backoff
+                retries={"total_max_attempts": max(1, opts.max_attempts), "mode": opts.retry_mode},
                 connect_timeout=10,
                 read_timeout=60,
             ),
@@ -114,12 +140,23 @@ class S3BlobStore:
 
     def get(self, sha256: str) -> bytes:
         key = self._key(sha256)
-        try:
-            with self._call("get"):
-                response = self._client.get_object(Bucket=self.bucket, Key=key)
-                return bytes(response["Body"].read())
-        except ClientError as exc:  # only "missing" gets here
-            raise NotFound("image bytes not found") from exc
+        attempts = max(1, self._options.max_attempts)
+        for attempt in range(attempts):
+            try:
+                with self._call("get"):
+                    response = self._client.get_object(Bucket=self.bucket, Key=key)
+                    try:
+                        return bytes(response["Body"].read())
+                    except _BROKEN_BODY as exc:
+                        # botocore retries a request, not the reading of its answer: a body
+                        # cut short is read again here, with the same backoff
+                        if attempt + 1 == attempts:
+                            raise
+                        log.info("S3 get of %s cut short (%s); reading again", key, exc)
+            except ClientError as exc:  # only "missing" gets here
+                raise NotFound("image bytes not found") from exc
+            time.sleep(min(_MAX_BACKOFF_S, _BASE_BACKOFF_S * 2**attempt) * random.random())
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def exists(self, sha256: str) -> bool:
         key = self._key(sha256)
@@ -160,7 +197,7 @@ class S3BlobStore:
                 config=Config(
                     s3={"addressing_style": self._options.addressing_style},
                     max_pool_connections=2,
-                    retries={"max_attempts": 1, "mode": "standard"},
+                    retries={"total_max_attempts": 1, "mode": "standard"},
                     connect_timeout=timeout_s,
                     read_timeout=timeout_s,
                 ),
