@@ -55,3 +55,14 @@ def test_import_keeps_tags_and_exif(metadata_store: MetadataStore) -> None:
     )
     assert metadata_store.import_images([record], []) == 1
     assert metadata_store.get_image("t", "x") == record
+
+
+def test_set_tags_replaces_the_tags_of_images_that_exist(metadata_store: MetadataStore) -> None:
+    store = metadata_store
+    store.insert_images([rec("a"), rec("b")])
+    store.complete_jobs(["a", "b"], {"a": [Tag("dog", 0.5)], "b": [Tag("cat", 0.5)]})
+    store.set_tags({"a": [Tag("wolf", 0.75), Tag("dog", 0.125)], "b": [], "gone": [Tag("x", 1)]})
+    got = store.get_images("t", ["a", "b"])
+    assert got["a"].tags == [Tag("wolf", 0.75), Tag("dog", 0.125)] and got["b"].tags == []
+    assert got["a"].status == IndexingStatus.INDEXED
+    store.set_tags({})

@@ -114,6 +114,10 @@ class MetadataStore(Protocol):
         tags of images not named there are left as they are.
         """
 
+    def set_tags(self, tags: Mapping[str, Sequence[Tag]]) -> None:
+        """Replace the tags of the images named (by id) that exist, whatever their status
+        (a model switch re-embeds indexed images: their tags follow the new model)."""
+
     def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
         """Record a failed attempt; return True when the image is now marked failed for good."""
 

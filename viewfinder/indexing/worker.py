@@ -217,7 +217,8 @@ class IndexingWorker:
                 log.warning("image %s can't be re-embedded: %s", job.image_id, exc)
                 skipped.append(job.image_id)
         try:
-            vectors = svc.embedder.embed_images([img for _, _, img in good])
+            images = [img for _, _, img in good]
+            vectors, tags = embed_and_tag(svc.embedder, images, self.options.tags)
         except Exception:
             spaces.release_reembed(switch, [i for i, _, _ in good])
             spaces.finish_reembed(switch, [], [], None, skipped)
@@ -225,6 +226,8 @@ class IndexingWorker:
         spaces.finish_reembed(
             switch, [i for i, _, _ in good], [t for _, t, _ in good], vectors, skipped
         )
+        if tags is not None:  # the tags of the model the images now answer to
+            svc.metadata.set_tags({i: t for (i, _, _), t in zip(good, tags, strict=True)})
         return len(ids)
 
     def _fail(self, job: Job, reason: str, *, final: bool) -> None:

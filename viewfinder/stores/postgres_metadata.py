@@ -518,6 +518,15 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
             cur.execute("DELETE FROM jobs WHERE image_id = ANY(%s)", (ids,))
         return done
 
+    def set_tags(self, tags: Mapping[str, Sequence[Tag]]) -> None:
+        if not tags:
+            return
+        with self._tx() as cur:
+            cur.executemany(
+                "UPDATE images SET tags = %s WHERE image_id = %s",
+                [(dump_tags(t), image_id) for image_id, t in tags.items()],
+            )
+
     def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
         with self._tx() as cur:
             cur.execute("SELECT attempts FROM jobs WHERE image_id = %s FOR UPDATE", (image_id,))

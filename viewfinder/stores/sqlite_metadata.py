@@ -388,6 +388,13 @@ class SqliteMetadataStore(InPlaceFilesSql):
                 conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
         return done
 
+    def set_tags(self, tags: Mapping[str, Sequence[Tag]]) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "UPDATE images SET tags = ? WHERE image_id = ?",
+                [(dump_tags(t), image_id) for image_id, t in tags.items()],
+            )
+
     def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
         with self._tx() as conn:
             row = conn.execute(
