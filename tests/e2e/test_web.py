@@ -225,6 +225,7 @@ def test_tags_on_cards_and_exif_in_the_detail(
     card = page.locator(".card", has_text="camera.jpg")
     expect(card.locator(".badge")).to_have_text("indexed")
     expect(card.locator(".tag").first).to_have_text("red")  # the fake model names colours
+    expect(card.locator(".taken")).to_contain_text("2023")  # the capture date, from EXIF
     card.click()
     fields = page.locator("#detail-fields")
     expect(fields).to_contain_text("Canon EOS R5")

@@ -20,7 +20,7 @@ from .docs import install_docs
 from .errors import install_error_handlers
 from .middleware import EdgeMiddleware
 from .openapi import install_openapi
-from .ratelimit import RateLimiter
+from .ratelimit import rate_limiter
 from .routes import files_router, router
 from .upload_form import UploadRules, form_limits, spool_file_parts_to_disk
 from .web import install_web
@@ -66,7 +66,7 @@ def create_app(
     app.state.ctx = AppContext(
         service=service,
         keys=KeyRing(service.metadata),
-        limiter=RateLimiter(settings.rate_limits),
+        limiter=rate_limiter(settings.rate_limits, service.metadata, settings.shared_rate_limits),
         signer=UrlSigner(secret, settings.url_ttl_s),
         public_url=settings.public_url,
         max_images_per_request=settings.max_images_per_request,

@@ -1,4 +1,9 @@
-"""Per-key, per-endpoint request limits over a rolling window (in process memory)."""
+"""Per-key, per-endpoint request limits.
+
+Counted in process memory over a rolling window (one process, the embedded stores), or in a
+shared metadata store over fixed windows, so that N API processes allow the limit once, not N
+times (`SharedWindowCounters`, e.g. PostgreSQL).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, RateLimited
 
@@ -74,14 +80,29 @@ def parse_limits(specs: Mapping[str, str]) -> dict[str, Limit]:
     return {endpoint: parse_limit(spec) for endpoint, spec in specs.items()}
 
 
+@runtime_checkable
+class SharedWindowCounters(Protocol):
+    """Request counters every process sees: fixed windows, counted atomically."""
+
+    def count_request(self, key_id: str, endpoint: str, window_s: float) -> tuple[int, float]:
+        """Count one request in the current window of `window_s` seconds (the store's clock);
+        (requests counted in it so far, this one included; seconds until it ends)."""
+        ...
+
+
 class RateLimiter:
-    """A sliding log of request times per (key, endpoint)."""
+    """A sliding log of request times per (key, endpoint), or shared fixed-window counters."""
 
     def __init__(
-        self, defaults: Mapping[str, str], *, clock: Callable[[], float] = time.monotonic
+        self,
+        defaults: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        shared: SharedWindowCounters | None = None,
     ) -> None:
         self._defaults = parse_limits(defaults)
         self._clock = clock
+        self._shared = shared
         self._lock = threading.Lock()
         self._logs: dict[tuple[str, str], deque[float]] = {}
 
@@ -98,6 +119,11 @@ class RateLimiter:
         limit = self._limit_for(endpoint, overrides)
         if limit is None:
             return UNLIMITED_QUOTA
+        if self._shared is not None:
+            count, reset = self._shared.count_request(key_id, endpoint, limit.window_s)
+            if count > limit.requests:
+                raise RateLimitExceeded(Quota(limit.requests, 0, reset, reset))
+            return Quota(limit.requests, limit.requests - count, reset)
         now = self._clock()
         with self._lock:
             log = self._logs.setdefault((key_id, endpoint), deque())
@@ -109,6 +135,13 @@ class RateLimiter:
             log.append(now)
             reset = log[0] + limit.window_s - now
             return Quota(limit.requests, limit.requests - len(log), reset)
+
+
+def rate_limiter(defaults: Mapping[str, str], store: object, shared: bool) -> RateLimiter:
+    """The limiter of an API process: counters in `store` when it can share them (and
+    `shared`), else in this process's memory."""
+    counters = store if shared and isinstance(store, SharedWindowCounters) else None
+    return RateLimiter(defaults, shared=counters)
 
 
 class RateLimitExceeded(RateLimited):

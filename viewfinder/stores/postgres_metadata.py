@@ -29,6 +29,8 @@ from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import PostgresInPlaceFilesSql
+from .rate_counters_sql import COUNT_REQUEST, count_params, counted
+from .rate_counters_sql import MIGRATION as RATE_COUNTERS_MIGRATION
 from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
 from .tags_exif_sql import POSTGRES_MIGRATION as TAGS_EXIF_MIGRATION
 from .tags_exif_sql import dump_tags, load_exif, load_tags
@@ -99,6 +101,8 @@ MIGRATIONS: list[str] = [
     # Tags (set when indexed) and EXIF (at ingest), with the capture time indexed
     # (stores/tags_exif_sql.py).
     TAGS_EXIF_MIGRATION,
+    # Rate-limit counters shared by the API processes (stores/rate_counters_sql.py).
+    RATE_COUNTERS_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -369,6 +373,11 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         with self._tx() as cur:
             cur.execute("DELETE FROM api_keys WHERE key_id = %s", (key_id,))
             return cur.rowcount > 0
+
+    # rate limits
+    def count_request(self, key_id: str, endpoint: str, window_s: float) -> tuple[int, float]:
+        """Count a request in the current fixed window (api/ratelimit.SharedWindowCounters)."""
+        return counted(self._query(COUNT_REQUEST, count_params(key_id, endpoint, window_s))[0])
 
     # images
     def insert_images(self, records: Sequence[ImageRecord], *, held: bool = False) -> None:

@@ -238,8 +238,11 @@ function card(image) {
   const caption = el("div", { class: "caption" },
     el("span", { class: "label", text: name || image.image_id.slice(0, 8), title: name || image.image_id }),
     status ? el("span", { class: `badge ${status}`, text: status }) : null);
+  const taken = image.exif && typeof image.exif.taken_at === "number"
+    ? el("div", { class: "taken", text: takenText(image.exif.taken_at, false), title: "taken (EXIF, UTC)" })
+    : null;
   const node = el("li", { class: "card", tabindex: "0", "data-id": image.image_id }, thumb, caption,
-    tagChips(image.tags, CARD_TAGS));
+    taken, tagChips(image.tags, CARD_TAGS));
   if (typeof image.score === "number") {
     node.append(el("span", { class: "score", text: image.score.toFixed(2), title: "score" }));
   }
@@ -258,14 +261,19 @@ function tagChips(tags, max) {
     el("li", { class: "tag", text: t.name, title: `${t.name}: ${Math.round(t.confidence * 100)}% sure` })));
 }
 
+function takenText(seconds, withTime) {
+  const when = new Date(seconds * 1000);
+  return withTime
+    ? when.toLocaleString(undefined, { timeZone: "UTC", timeZoneName: "short" })
+    : when.toLocaleDateString(undefined, { timeZone: "UTC" });
+}
+
 // The detail rows of an image's EXIF (extension `exif`). A capture time without an offset in
 // the file is the camera's clock read as UTC, so it is shown in UTC: as the camera showed it.
 function exifRows(exif) {
   if (!exif) return [];
   const camera = [exif.make, exif.model].filter(Boolean).join(" ");
-  const taken = typeof exif.taken_at === "number"
-    ? new Date(exif.taken_at * 1000).toLocaleString(undefined, { timeZone: "UTC", timeZoneName: "short" })
-    : null;
+  const taken = typeof exif.taken_at === "number" ? takenText(exif.taken_at, true) : null;
   return [
     taken ? ["Taken", taken] : null,
     camera ? ["Camera", camera] : null,
