@@ -159,6 +159,17 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
     )
 
 
+def _update_tags(cur: Any, tags: Mapping[str, Sequence[Tag]]) -> None:
+    """Set the tags of images by id, in one statement (one firing of the count trigger)."""
+    if not tags:
+        return
+    cur.execute(
+        "UPDATE images AS i SET tags = t.tags "
+        "FROM unnest(%s::text[], %s::text[]) AS t(image_id, tags) WHERE i.image_id = t.image_id",
+        (list(tags), [dump_tags(t) for t in tags.values()]),
+    )
+
+
 def _key(row: dict[str, Any]) -> ApiKey:
     return ApiKey(
         key_id=row["key_id"],
@@ -520,10 +531,7 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
             )
             done = {r["image_id"] for r in cur.fetchall()}
             if tags:
-                cur.executemany(
-                    "UPDATE images SET tags = %s WHERE image_id = %s",
-                    [(dump_tags(t), i) for i, t in tags.items() if i in done],
-                )
+                _update_tags(cur, {i: t for i, t in tags.items() if i in done})
             cur.execute("DELETE FROM jobs WHERE image_id = ANY(%s)", (ids,))
         return done
 
@@ -531,10 +539,7 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         if not tags:
             return
         with self._tx() as cur:
-            cur.executemany(
-                "UPDATE images SET tags = %s WHERE image_id = %s",
-                [(dump_tags(t), image_id) for image_id, t in tags.items()],
-            )
+            _update_tags(cur, tags)
 
     def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
         with self._tx() as cur:
