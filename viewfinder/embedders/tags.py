@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ..domain.records import Tag
+from .base import Tagger
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,7 @@ def embed_and_tag(
 ) -> tuple[np.ndarray, list[list[Tag]] | None]:
     """The images' vectors, and their tags when the model can name what it sees and tags are
     wanted (else None: the images' stored tags are left alone)."""
-    tagging = getattr(embedder, "embed_and_tag", None)
-    if not limits.enabled or not callable(tagging):
+    if not limits.enabled or not isinstance(embedder, Tagger):
         return embedder.embed_images(images), None
-    vectors, tags = tagging(images, limits)
+    vectors, tags = embedder.embed_and_tag(images, limits)
     return vectors, tags
