@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.contract.services import PostgresServer, started
+from viewfinder.api.app import create_app
+from viewfinder.bootstrap import build_service
 from viewfinder.config import Settings
+from viewfinder.domain.keys import KeyRing
 from viewfinder.domain.ports import MetadataStore
+from viewfinder.embedders.fake import FakeEmbedder
 from viewfinder.errors import Unavailable
 from viewfinder.stores.factory import open_metadata
 
@@ -92,3 +98,33 @@ def test_statement_timeout_is_a_setting(own_postgres: PostgresServer) -> None:
         assert store.count_images() == 0
     finally:
         store.close()
+
+
+def test_http_requests_answer_503_and_recover(own_postgres: PostgresServer, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model="fake",
+        database_url=own_postgres.database(),
+        database_pool_size=2,
+        database_pool_timeout_s=POOL_TIMEOUT_S,
+        database_connect_timeout_s=CONNECT_TIMEOUT_S,
+    )
+    service = build_service(settings, embedder=FakeEmbedder())
+    try:
+        service.start()
+        auth = {"X-Api-Key": KeyRing(service.metadata).create("acme").secret}
+        with TestClient(create_app(settings, service)) as client:
+            assert client.get("/v1/images", headers=auth).status_code == 200
+            own_postgres.pause()
+            try:
+                t0 = time.monotonic()
+                r = client.get("/v1/images", headers=auth)
+                assert time.monotonic() - t0 < POOL_TIMEOUT_S + CONNECT_TIMEOUT_S + 1.5
+                assert r.status_code == 503
+                assert r.json()["error"]["type"] == "server_error"
+                assert "database is unreachable" in r.json()["error"]["message"]
+            finally:
+                own_postgres.resume()
+            assert client.get("/v1/images", headers=auth).status_code == 200
+    finally:
+        service.close()
