@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 from .config import Settings
+from .domain.blob_sweeper import BlobSweeper, SweepOptions
+from .domain.duplicates import DuplicateLimits
 from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
 from .domain.ingest import DecodeBudget, IngestLimits, return_freed_pixels_to_the_os
 from .domain.metadata_rules import MetadataLimits
-from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.service import ImageService
 from .domain.spaces import SpaceHooks
 from .embedders.base import Embedder
@@ -85,6 +86,13 @@ def _assemble(
         model_spec=_model_spec(settings.model),
         hooks=hooks,
         on_close=owner.release if owner is not None else None,
+        duplicates=DuplicateLimits(
+            similarity=settings.duplicate_similarity,
+            max_hamming=settings.duplicate_max_hamming,
+            similarity_without_hash=settings.duplicate_similarity_without_hash,
+            neighbours=settings.duplicate_neighbours,
+            max_images=settings.duplicate_max_images,
+        ),
     )
 
 

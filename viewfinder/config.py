@@ -160,6 +160,32 @@ class Settings(BaseSettings):
     min_tag_confidence: float = Field(
         0.05, ge=0.0, le=1.0, description="Least confidence (0-1) of a kept tag."
     )
+    duplicate_similarity: float = Field(
+        0.85,
+        ge=-1.0,
+        le=1.0,
+        description="Near-duplicates: least cosine between two images' stored vectors when "
+        "their perceptual hashes (dHash) also agree within `VIEWFINDER_DUPLICATE_MAX_HAMMING`.",
+    )
+    duplicate_max_hamming: int = Field(
+        14, ge=0, le=64, description="Near-duplicates: most differing bits of the 64-bit dHash."
+    )
+    duplicate_similarity_without_hash: float = Field(
+        0.96,
+        ge=-1.0,
+        le=1.0,
+        description="Near-duplicates: least cosine when an image has no hash (stored by an "
+        "older version, or indexed in place).",
+    )
+    duplicate_neighbours: int = Field(
+        10, ge=1, le=200, description="Near-duplicates: nearest neighbours looked at per image."
+    )
+    duplicate_max_images: int = Field(
+        20_000,
+        ge=1,
+        description="`GET /v1/duplicates` groups the tenant's newest this many indexed images "
+        "(with their neighbours among all); one k-NN search each.",
+    )
     blob_grace_s: float = Field(
         3600.0,
         ge=0,

@@ -47,6 +47,7 @@ ERRORS: dict[int, str] = {
     403: "The signature is wrong or has expired (`permission_error`).",
     404: "No such image for this key's tenant (`not_found_error`).",
     413: "Too large: the body, a field, or too many images (`validation_error`).",
+    415: "The image is in no accepted format (`validation_error`).",
     429: "The key's rate limit for this endpoint is spent (`rate_limit_error`); "
     "`Retry-After` says when to try again.",
     500: "An unexpected error (`server_error`); the server log has details.",
@@ -81,7 +82,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/images"): Operation((400, 401, 429, *_SERVER)),
     ("get", "/v1/images/{image_id}"): Operation((401, 404, 429, *_SERVER)),
     ("delete", "/v1/images/{image_id}"): Operation((401, 404, 429, *_SERVER)),
-    ("post", "/v1/images/search"): Operation((400, 401, 413, 429, *_SERVER)),
+    ("post", "/v1/images/search"): Operation((400, 401, 404, 413, 429, *_SERVER)),
+    ("post", "/v1/images/search/image"): Operation((400, 401, 413, 415, 429, *_SERVER)),
+    ("get", "/v1/images/{image_id}/duplicates"): Operation((401, 404, 429, *_SERVER)),
+    ("get", "/v1/duplicates"): Operation((401, 429, *_SERVER)),
     ("get", "/v1/status"): Operation((401, 429, *_SERVER)),
     ("get", "/v1/images/{image_id}/thumbnail"): Operation(
         (400, 401, 404, 429, *_SERVER), body_types=("image/jpeg",)
@@ -96,6 +100,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 """Every operation in the document, with the errors it answers."""
 
 _UPLOAD_BODY = "Body_upload_images_v1_images_upload_post"
+_SEARCH_BODY = "Body_search_by_image_v1_images_search_image_post"
 _METADATA_FIELD_HELP = (
     "A JSON-encoded string whose content follows `UploadMetadata` (given here as "
     "`contentSchema`): `requests[i]` sets the indexing choice and the metadata of the i-th "
@@ -134,6 +139,7 @@ def truthful(document: JSON) -> JSON:
                 spec = Operation((500,), needs_key=path.startswith("/v1/"))
             _document(op, spec)
     _describe_upload_form(models)
+    _describe_search_form(models)
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in models and f"#/components/schemas/{unused}" not in str(document["paths"]):
             del models[unused]
@@ -169,11 +175,7 @@ def _describe_upload_form(models: JSON) -> None:
     if body is None:
         raise RuntimeError(f"the upload's form schema {_UPLOAD_BODY} is not in the document")
     fields: JSON = body["properties"]
-    for field in fields.values():
-        # Optional form fields are left out, never sent as null: drop FastAPI's `null` branch.
-        variants = [v for v in field.pop("anyOf", []) if v.get("type") != "null"]
-        if len(variants) == 1:
-            field.update(variants[0])
+    _no_null_fields(fields)
     # Files: `format: binary` too, the way most client generators (and fuzzers) know a file.
     fields["images"]["items"]["format"] = "binary"
     metadata: JSON = fields["metadata"]
@@ -181,6 +183,22 @@ def _describe_upload_form(models: JSON) -> None:
     metadata["contentSchema"] = {"$ref": "#/components/schemas/UploadMetadata"}
     metadata["description"] = _METADATA_FIELD_HELP
     models["UploadMetadata"]["properties"]["image_urls"]["items"]["maxLength"] = MAX_URL_CHARS
+
+
+def _no_null_fields(fields: JSON) -> None:
+    for field in fields.values():
+        # Optional form fields are left out, never sent as null: drop FastAPI's `null` branch.
+        variants = [v for v in field.pop("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            field.update(variants[0])
+
+
+def _describe_search_form(models: JSON) -> None:
+    body = models.get(_SEARCH_BODY)
+    if body is None:
+        raise RuntimeError(f"the image search's form schema {_SEARCH_BODY} is not in the document")
+    _no_null_fields(body["properties"])
+    body["properties"]["image"]["format"] = "binary"
 
 
 def _add_models(models: JSON, *types: type[BaseModel]) -> None:

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from ..domain.metadata_rules import servable_metadata
-from ..domain.records import ImageRecord, UploadItem
+from ..domain.records import ImageRecord, SearchHit, UploadItem
 from ..domain.service import SearchRequest
 from ..errors import PayloadTooLarge, ValidationError
 from . import schemas
@@ -82,7 +82,11 @@ async def upload_images(
     items: list[UploadItem] = []
     for n in range(count):
         req = parsed.requests[n] if n < len(parsed.requests) else schemas.UploadRequestItem()
-        common: dict[str, Any] = {"index": req.indexing_config.index, "metadata": req.metadata}
+        common: dict[str, Any] = {
+            "index": req.indexing_config.index,
+            "metadata": req.metadata,
+            "dedupe": req.indexing_config.dedupe,
+        }
         if n < len(files):
             # the spooled file itself: the service reads one image's bytes at a time
             upload = files[n]
@@ -102,6 +106,7 @@ async def upload_images(
                 status=r.status.label,
                 upload_timestamp=r.upload_timestamp,
                 error=r.error,
+                duplicate_of=r.duplicate_of,
             )
             for r in records
         ]
@@ -143,19 +148,62 @@ def delete_image(request: Request, image_id: str) -> schemas.DeleteResponse:
 )
 @key_first("search")
 def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchResponse:
-    """Find the caller's indexed images that match a description."""
+    """Find the caller's indexed images that match a description, one of their images
+    (`image_id`), or both."""
     key = caller(request, "search")
     hits = context(request).service.search(
         key.tenant,
         SearchRequest(
-            query=body.query,
+            query=body.query or "",
             max_results=body.max_results,
             threshold=body.threshold,
             search_mode=body.search_mode,
             image_weight=body.image_weight,
             text_weight=body.text_weight,
+            image_id=body.image_id,
+            include_self=body.include_self,
         ),
     )
+    return _search_response(request, hits)
+
+
+Weight = Annotated[float | None, Form(ge=0.0, le=1e6, allow_inf_nan=False)]
+
+
+@router.post(
+    "/images/search/image",
+    response_model=schemas.SearchResponse,
+    response_model_exclude_none=True,
+)
+@key_first("search")
+async def search_by_image(
+    request: Request,
+    image: Annotated[UploadFile, File(description="The example image (not stored).")],
+    query: Annotated[str | None, Form(min_length=1, max_length=2000)] = None,
+    max_results: Annotated[int, Form(ge=1, le=200)] = 10,
+    threshold: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
+    text_weight: Weight = None,
+    image_weight: Weight = None,
+) -> schemas.SearchResponse:
+    """Extension: find the caller's indexed images like an image sent with the request (and
+    a text, when `query` is given)."""
+    key = caller(request, "search")
+    service = context(request).service
+    limit = service.limits.max_file_bytes + 1  # one byte over: inspect_image says too large
+    data = await run_in_threadpool(image.file.read, limit)
+    search = SearchRequest(
+        query=query or "",
+        max_results=max_results,
+        threshold=threshold,
+        text_weight=text_weight,
+        image_weight=image_weight,
+        image=data,
+    )
+    hits = await run_in_threadpool(service.search, key.tenant, search)
+    return _search_response(request, hits)
+
+
+def _search_response(request: Request, hits: list[SearchHit]) -> schemas.SearchResponse:
     return schemas.SearchResponse(
         results=[
             schemas.SearchResult(
@@ -168,6 +216,44 @@ def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchR
                 **_tags_and_exif(h.record),
             )
             for h in hits
+        ]
+    )
+
+
+@router.get(
+    "/images/{image_id}/duplicates",
+    response_model=schemas.DuplicateList,
+    response_model_exclude_none=True,
+)
+def image_duplicates(request: Request, image_id: str) -> schemas.DuplicateList:
+    """Extension: the near-duplicates of one image (re-encoded, resized or lightly cropped
+    copies), closest first."""
+    key = caller(request, "duplicates")
+    matches = context(request).service.duplicates_of(key.tenant, image_id)
+    return schemas.DuplicateList(
+        results=[
+            schemas.DuplicateImage(
+                **_image_object(request, m.record).model_dump(),
+                similarity=round(m.similarity, 6),
+                hamming=m.hamming,
+            )
+            for m in matches
+        ]
+    )
+
+
+@router.get("/duplicates", response_model=schemas.DuplicateGroups, response_model_exclude_none=True)
+def duplicate_groups(request: Request) -> schemas.DuplicateGroups:
+    """Extension: every group of near-duplicate images of the caller, largest first."""
+    key = caller(request, "duplicates")
+    groups = context(request).service.duplicate_groups(key.tenant)
+    return schemas.DuplicateGroups(
+        results=[
+            schemas.DuplicateGroup(
+                similarity=round(g.similarity, 6),
+                images=[_image_object(request, r) for r in g.records],
+            )
+            for g in groups
         ]
     )
 

@@ -12,6 +12,11 @@ class IndexingConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     index: bool = True
+    dedupe: bool = Field(
+        default=False,
+        description="Extension: when the tenant already has these exact bytes, store nothing "
+        "and return that image (its result carries `duplicate_of`).",
+    )
 
 
 class UploadRequestItem(BaseModel):
@@ -37,6 +42,11 @@ class UploadResult(BaseModel):
     upload_timestamp: float
     status: str = Field(description="Extension: name of indexing_status.")
     error: str | None = Field(None, description="Extension: why this item failed.")
+    duplicate_of: str | None = Field(
+        None,
+        description="Extension: an image of the same tenant with identical bytes (with "
+        "`dedupe`, the image returned instead of a new one).",
+    )
 
 
 class UploadResponse(BaseModel):
@@ -104,7 +114,22 @@ class SearchBody(BaseModel):
     """POST /v1/images/search."""
 
     model_config = ConfigDict(extra="ignore")
-    query: str = Field(min_length=1, max_length=2000)
+    query: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Natural language; required unless `image_id` is given.",
+    )
+    image_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Extension: search by example with one of your images (alone, or with "
+        "`query`: then `text_weight`/`image_weight` weigh the text and the image).",
+    )
+    include_self: bool = Field(
+        False, description="Extension: keep the `image_id` image among its own results."
+    )
     max_results: int = Field(10, ge=1, le=200)
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     search_mode: Literal["vision", "joined"] = "vision"
@@ -127,6 +152,30 @@ class SearchResult(BaseModel):
 
 class SearchResponse(BaseModel):
     results: list[SearchResult]
+
+
+class DuplicateImage(ImageObject):
+    """Extension: a near-duplicate of the image asked about."""
+
+    similarity: float = Field(description="Cosine between the two images' stored vectors.")
+    hamming: int | None = Field(
+        None, description="Differing bits of the two 64-bit perceptual hashes (dHash)."
+    )
+
+
+class DuplicateList(BaseModel):
+    results: list[DuplicateImage]
+
+
+class DuplicateGroup(BaseModel):
+    """Extension: images that are copies of one another (re-encoded, resized, cropped)."""
+
+    similarity: float = Field(description="The lowest cosine among the links of the group.")
+    images: list[ImageObject] = Field(description="Oldest first.")
+
+
+class DuplicateGroups(BaseModel):
+    results: list[DuplicateGroup] = Field(description="Largest groups first.")
 
 
 class SwitchStatus(BaseModel):

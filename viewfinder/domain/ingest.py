@@ -24,6 +24,7 @@ from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationE
 
 from .exif import read_exif
 from .metadata_rules import MetadataLimits
+from .perceptual_hash import dhash
 from .records import Exif
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ class ImageInfo:
     size_bytes: int
     sha256: str
     exif: Exif | None = None  # capture time, camera, orientation, GPS (exif.py)
+    phash: int | None = None  # 64-bit dHash of the picture (perceptual_hash.py)
 
 
 def sniff_content_type(data: bytes) -> str | None:
@@ -186,6 +188,7 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
         if _orientation(im) in _SWAPS_SIDES:
             width, height = height, width
         exif = read_exif(im)  # after load: a PNG may keep its eXIf chunk after the pixels
+        phash = _phash(im)
     return ImageInfo(
         content_type=content_type,
         format=fmt,
@@ -194,7 +197,18 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         exif=exif,
+        phash=phash,
     )
+
+
+def _phash(im: Image.Image) -> int | None:
+    """The upright picture's dHash (None when the decoded mode can't be made grey)."""
+    try:
+        orientation = _orientation(im)
+        upright = im.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else im
+        return dhash(upright)
+    except (OSError, ValueError):
+        return None
 
 
 def decode_rgb(

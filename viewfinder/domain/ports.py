@@ -96,6 +96,9 @@ class MetadataStore(Protocol):
         """Those of `image_ids` whose image row exists, whatever the tenant, in one read."""
 
     def sha_in_use(self, sha256: str) -> bool: ...
+    def image_with_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
+        """The tenant's oldest image whose bytes hash to `sha256` (exact duplicates)."""
+
     def count_images(
         self, status: IndexingStatus | None = None, tenant: str | None = None
     ) -> int: ...
@@ -230,6 +233,9 @@ class VectorIndex(Protocol):
     def delete(self, ids: Sequence[str]) -> None: ...
     def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
         """Return up to k (id, dot product) pairs of the tenant, best first."""
+
+    def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those of `ids` the tenant has in the index."""
 
     def ids(self) -> set[str]: ...
     def count(self, tenant: str | None = None) -> int:

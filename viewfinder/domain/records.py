@@ -86,6 +86,10 @@ class ImageRecord:
     file_name: str | None = None  # the upload's own name for it, sanitised
     tags: list[Tag] = field(default_factory=list)  # best first; set when indexed
     exif: Exif | None = None  # None: the file holds none of the fields Exif keeps
+    phash: int | None = None  # 64-bit dHash (perceptual_hash.py), signed; None: not computed
+    # Upload results only, never stored: an image of the same tenant with identical bytes
+    # (equal to `image_id` when `dedupe` returned that image instead of storing a new one).
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class UploadItem:
     url: str | None = None
     index: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
+    dedupe: bool = False  # bytes the tenant already has: return that image, store nothing
     # A file part spooled by the server, read only when this item is ingested, so that one
     # request holds one image's bytes in memory at a time, not all of them.
     file: BinaryIO | None = None

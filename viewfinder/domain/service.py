@@ -16,6 +16,10 @@ import numpy as np
 
 from ..embedders.base import Embedder
 from ..errors import BlobHoldLost, FetchError, NotFound, ValidationError, ViewfinderError
+from . import similar
+from .duplicates import DuplicateGroup, DuplicateLimits, DuplicateMatch, exact_copy
+from .duplicates import duplicate_groups as find_duplicate_groups
+from .duplicates import duplicates_of as find_duplicates_of
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
 from .ingest import IngestLimits, inspect_image
@@ -35,12 +39,16 @@ _COMMIT_ATTEMPTS = 3
 class SearchRequest:
     """A validated search."""
 
-    query: str
+    query: str = ""  # may be empty when an image is the query
     max_results: int = 10
     threshold: float | None = None
     search_mode: str = "vision"
     image_weight: float | None = None
     text_weight: float | None = None
+    # search by example (similar.py): one of the tenant's images, or image bytes sent along
+    image_id: str | None = None
+    image: bytes | None = None
+    include_self: bool = False  # the query image among its own results
 
 
 @dataclass(frozen=True)
@@ -71,8 +79,10 @@ class ImageService:
         hooks: SpaceHooks | None = None,
         clock: Callable[[], float] = time.time,
         on_close: Callable[[], None] | None = None,
+        duplicates: DuplicateLimits | None = None,
     ) -> None:
         self.metadata = metadata
+        self.duplicate_limits = duplicates or DuplicateLimits()
         self.blobs = blobs
         self.spaces = VectorSpaces(vectors, embedder, model_spec, hooks)
         self.fetches = fetches
@@ -172,10 +182,9 @@ class ImageService:
             check_metadata(item.metadata, f"metadata.requests.{n}.metadata", self.limits.metadata)
         if fetched is None:
             fetched = self.fetch_urls(items)
-        records = [
-            self._ingest(tenant, item, outcome)
-            for item, outcome in zip(items, fetched, strict=True)
-        ]
+        records: list[ImageRecord] = []
+        for item, outcome in zip(items, fetched, strict=True):
+            records.append(self._ingest(tenant, item, outcome, earlier=records))
         records = self._commit(tenant, items, fetched, records)
         if any(r.status == IndexingStatus.QUEUED for r in records):
             self.queue_changed.set()
@@ -196,7 +205,10 @@ class ImageService:
         attempt = 1
         while True:
             try:
-                self.metadata.insert_images(records, held=True)
+                # a deduplicated item names an image that exists already: nothing to insert
+                self.metadata.insert_images(
+                    [r for r in records if r.duplicate_of != r.image_id], held=True
+                )
                 return records
             except BlobHoldLost as lost:
                 if attempt == _COMMIT_ATTEMPTS:
@@ -234,6 +246,7 @@ class ImageService:
         item: UploadItem,
         fetched: FetchOutcome | None,
         image_id: str | None = None,
+        earlier: Sequence[ImageRecord] = (),
     ) -> ImageRecord:
         now = self._clock()
         url = None if item.url is None else servable_text(item.url)  # storable, even if bad
@@ -259,6 +272,9 @@ class ImageService:
                     raise fetched
                 data = fetched.data
             info = inspect_image(data, self.limits)
+            copy = exact_copy(self.metadata, tenant, info.sha256, earlier)
+            if copy is not None and item.dedupe:
+                return replace(copy, duplicate_of=copy.image_id)  # stores nothing
             # Hold first: from then until the row commits, no sweep can take these bytes (the
             # hold is committed before `put` looks whether they are stored already).
             self.metadata.hold_blob(base.image_id, info.sha256, self._clock())
@@ -276,6 +292,8 @@ class ImageService:
             width=info.width,
             height=info.height,
             exif=info.exif,
+            phash=info.phash,
+            duplicate_of=None if copy is None else copy.image_id,
         )
 
     # read
@@ -319,11 +337,12 @@ class ImageService:
 
     # search
     def search(self, tenant: str, request: SearchRequest) -> list[SearchHit]:
-        """Rank the tenant's indexed images against a text query."""
+        """Rank the tenant's indexed images against a text query, an image, or both."""
         query = request.query.strip()
-        if not query:
-            raise ValidationError("query must not be empty", param="query")
+        similar.check_query_parts(query, request.image_id, request.image is not None)
         embedder, index = self.spaces.query_space()
+        if request.image_id is not None or request.image is not None:
+            return self._similar_search(tenant, embedder, index, query, request)
         qvec = embedder.embed_texts([query])[0]
         if request.search_mode == "joined":
             return self._joined_search(tenant, embedder, index, qvec, request)
@@ -367,6 +386,72 @@ class ImageService:
         return self._hits(
             tenant, [ids[n] for n in order], blended[order], request.threshold, records
         )
+
+    def _similar_search(
+        self,
+        tenant: str,
+        embedder: Embedder,
+        index: VectorIndex,
+        query: str,
+        request: SearchRequest,
+    ) -> list[SearchHit]:
+        if request.search_mode != "vision":
+            raise ValidationError(
+                'search by image is a vision search: leave out search_mode or send "vision"',
+                param="search_mode",
+            )
+        image = self._image_query(tenant, embedder, index, request)
+        if query:
+            text_w, image_w = similar.weights(request.text_weight, request.image_weight)
+            ranked = similar.rank_by_text_and_image(
+                embedder,
+                index,
+                tenant,
+                embedder.embed_texts([query])[0],
+                image,
+                request.max_results,
+                text_w,
+                image_w,
+                include_self=request.include_self,
+            )
+        else:
+            ranked = similar.rank_by_image(
+                embedder,
+                index,
+                tenant,
+                image,
+                request.max_results,
+                include_self=request.include_self,
+            )
+        return self._hits(tenant, ranked.ids, ranked.scores, request.threshold)
+
+    def _image_query(
+        self, tenant: str, embedder: Embedder, index: VectorIndex, request: SearchRequest
+    ) -> similar.ImageQuery:
+        if request.image is not None:
+            vector = similar.embed_image_bytes(embedder, request.image, self.limits)
+            return similar.ImageQuery(vector=vector)
+        assert request.image_id is not None
+        return similar.stored_image_query(
+            self.metadata, self.blobs, index, embedder, self.limits, tenant, request.image_id
+        )
+
+    # near-duplicates
+    def duplicates_of(self, tenant: str, image_id: str) -> list[DuplicateMatch]:
+        """The near-duplicates of one of the tenant's images, closest first."""
+        embedder, index = self.spaces.query_space()
+        record = self.get(tenant, image_id)
+        vector = index.vectors_of(tenant, [image_id]).get(image_id)
+        if vector is None:
+            return []  # not indexed (yet): it has no neighbours to compare
+        return find_duplicates_of(
+            self.metadata, index, tenant, record, vector, self.duplicate_limits
+        )
+
+    def duplicate_groups(self, tenant: str) -> list[DuplicateGroup]:
+        """The tenant's groups of near-duplicate images, largest first."""
+        _, index = self.spaces.query_space()
+        return find_duplicate_groups(self.metadata, index, tenant, self.duplicate_limits)
 
     def _hits(
         self,

@@ -104,6 +104,10 @@ class FakeEmbedder:
     ) -> np.ndarray:
         return logistic(similarities, center=0.5, slope=10.0)
 
+    def calibrate_image(self, similarities: np.ndarray) -> np.ndarray:
+        """Image-to-image: colours a little apart (cosine 0.9) already read as unrelated."""
+        return logistic(similarities, center=0.9, slope=60.0)
+
 
 def _mean_colour(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB").resize((8, 8)), np.float32).reshape(-1, 3).mean(axis=0)

@@ -289,6 +289,16 @@ class ExactVectorIndex:
         order = np.lexsort((rows, -scores))[:k]  # ties: the older row first
         return rows[order], scores[order]
 
+    def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        file, _ = self._opened()
+        with self._lock:
+            tid = file.tenant_id(tenant)
+            if tid is None or not ids:
+                return {}
+            rows = file.rows_of_ids(tid, ids)
+            view = file.vector_view()
+            return {i: np.array(view[r], dtype=np.float32) for i, r in rows.items()}
+
     # counts and iteration --------------------------------------------------------------------
     def ids(self) -> set[str]:
         with self._lock:

@@ -109,28 +109,12 @@ def _generation(name: str) -> int:
 
 def _connect(target: MilvusTarget) -> MilvusClient:
     try:
-        return MilvusClient(
-            uri=target.uri,
-            token=target.token,
-            db_name=target.db_name,
-            timeout=30,
-            grpc_options=_GRPC_OPTIONS,
-        )
+        return MilvusClient(uri=target.uri, token=target.token, db_name=target.db_name, timeout=30)
     except MilvusException as exc:
         raise ConfigurationError(
             f"cannot connect to Milvus at {target.uri}: {exc.message}; check "
             "VIEWFINDER_VECTOR_URL and VIEWFINDER_MILVUS_TOKEN"
         ) from exc
-
-
-# pymilvus pings every 10 s even on an idle channel; gRPC servers that keep the library's
-# default ping policy (Milvus Lite among them) answer that with GOAWAY "too_many_pings", and
-# the shared channel pymilvus caches for the address is dead from then on. Ping only while a
-# call is in flight, and no more often than such servers accept (5 minutes).
-_GRPC_OPTIONS = {
-    "grpc.keepalive_time_ms": 330_000,
-    "grpc.keepalive_permit_without_calls": 0,
-}
 
 
 def _active_collection(client: MilvusClient, alias: str) -> str | None:
@@ -370,6 +354,20 @@ class MilvusVectorIndex:
             ),
         )
         return [(str(hit["id"]), float(hit["distance"])) for hit in found[0]]
+
+    def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        dim = self._check_open()
+        found: dict[str, np.ndarray] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), _CHUNK):
+            with self._calling("get"):
+                rows = self._client.get(
+                    self.name, ids=ids[start : start + _CHUNK], output_fields=["tenant", "vector"]
+                )
+            for row in rows:
+                if row["tenant"] == tenant:  # another tenant's id is as good as absent
+                    found[str(row["id"])] = np.asarray(row["vector"], np.float32).reshape(dim)
+        return found
 
     def _iterate(self, fields: list[str], batch_size: int) -> Iterator[list[dict[str, Any]]]:
         self._check_open()

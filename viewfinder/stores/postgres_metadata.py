@@ -29,6 +29,8 @@ from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import PostgresInPlaceFilesSql
+from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
+from .perceptual_hash_sql import POSTGRES_MIGRATION as PHASH_MIGRATION
 from .rate_counters_sql import COUNT_REQUEST, count_params, counted
 from .rate_counters_sql import MIGRATION as RATE_COUNTERS_MIGRATION
 from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
@@ -103,6 +105,8 @@ MIGRATIONS: list[str] = [
     TAGS_EXIF_MIGRATION,
     # Rate-limit counters shared by the API processes (stores/rate_counters_sql.py).
     RATE_COUNTERS_MIGRATION,
+    # The perceptual hash of each image, for near-duplicates (stores/perceptual_hash_sql.py).
+    PHASH_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -114,7 +118,7 @@ _BLOB_LOCK = 0x76666231  # "vfb1"
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS
+    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS + ", " + PHASH_COLUMN
 )
 _IMAGE_MARKS = ", ".join(["%s"] * (_IMAGE_COLUMNS.count(",") + 1))
 
@@ -136,6 +140,7 @@ def _record(row: dict[str, Any]) -> ImageRecord:
         file_name=row["file_name"],
         tags=load_tags(row["tags"]),
         exif=load_exif(row["exif"]),
+        phash=row["phash"],
     )
 
 
@@ -156,6 +161,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.source_url,
         r.file_name,
         *tags_exif_values(r.tags, r.exif),
+        r.phash,
     )
 
 
@@ -480,6 +486,14 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
 
     def sha_in_use(self, sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = %s LIMIT 1", (sha256,)))
+
+    def image_with_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
+        rows = self._query(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE sha256 = %s AND tenant = %s "
+            "ORDER BY upload_ts, image_id LIMIT 1",
+            (sha256, tenant),
+        )
+        return _record(rows[0]) if rows else None
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
         # maintained by triggers: a few rows, not a scan of every image

@@ -19,6 +19,8 @@ from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import InPlaceFilesSql
+from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
+from .perceptual_hash_sql import SQLITE_MIGRATION as PHASH_MIGRATION
 from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
 from .tags_exif_sql import SQLITE_MIGRATION as TAGS_EXIF_MIGRATION
 from .tags_exif_sql import dump_tags, load_exif, load_tags
@@ -86,11 +88,13 @@ MIGRATIONS: list[str] = [
     # Tags (set when indexed) and EXIF (at ingest), with the capture time indexed
     # (stores/tags_exif_sql.py).
     TAGS_EXIF_MIGRATION,
+    # The perceptual hash of each image, for near-duplicates (stores/perceptual_hash_sql.py).
+    PHASH_MIGRATION,
 ]
 
 _IMAGE_COLUMNS = (
     "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS
+    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS + ", " + PHASH_COLUMN
 )
 _IMAGE_MARKS = ",".join("?" * (_IMAGE_COLUMNS.count(",") + 1))
 
@@ -112,6 +116,7 @@ def _record(row: sqlite3.Row) -> ImageRecord:
         file_name=row["file_name"],
         tags=load_tags(row["tags"]),
         exif=load_exif(row["exif"]),
+        phash=row["phash"],
     )
 
 
@@ -141,6 +146,7 @@ def _values(r: ImageRecord) -> tuple[Any, ...]:
         r.source_url,
         r.file_name,
         *tags_exif_values(r.tags, r.exif),
+        r.phash,
     )
 
 
@@ -333,6 +339,14 @@ class SqliteMetadataStore(InPlaceFilesSql):
 
     def sha_in_use(self, sha256: str) -> bool:
         return bool(self._query("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (sha256,)))
+
+    def image_with_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
+        rows = self._query(  # `+tenant`: look up by the sha256 index, then check the tenant
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE sha256 = ? AND +tenant = ? "
+            "ORDER BY upload_ts, image_id LIMIT 1",
+            (sha256, tenant),
+        )
+        return _record(rows[0]) if rows else None
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
         # maintained by triggers: a few rows, not a scan of every image

@@ -319,6 +319,21 @@ class VectorFile:
             )
         return found
 
+    def rows_of_ids(self, tid: int, ids: Sequence[str]) -> dict[str, int]:
+        """The rows of those of `ids` held by tenant number `tid`."""
+        found: dict[str, int] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(
+                    f"SELECT image_id, row FROM ids WHERE tenant = ? AND image_id IN ({marks})",  # noqa: S608
+                    [tid, *chunk],
+                ).fetchall()
+            )
+        return found
+
     def count(self, tenant: str | None = None) -> int:
         """How many ids (of one tenant, or all), from the maintained counts."""
         if tenant is None:

@@ -34,6 +34,7 @@ from .calibration import calibrated
 from .class_table import load_class_table
 from .classes import class_names, class_prompts
 from .colours import TERMS, colour_constants, image_colours, query_colours
+from .image_calibration import calibrate_image
 from .projection import ShippedModel, load_shipped
 from .tags import class_tags
 from .text import TEXT_DIMS, TEXT_MODELS, TextTower, load_text_tower
@@ -259,6 +260,10 @@ class BuiltinEmbedder:
         return logistic(
             similarities, center=self.recipe.calibration_center, slope=self.recipe.calibration_slope
         )
+
+    def calibrate_image(self, similarities: np.ndarray) -> np.ndarray:
+        """Cosine between two image vectors to [0, 1] (builtin/image_calibration.py)."""
+        return calibrate_image(self.text_model, similarities)
 
     def describe(self, image: Image.Image, top: int = 5) -> list[tuple[str, float]]:
         """The classes the image tower sees in `image`, with their probabilities (untempered)."""
