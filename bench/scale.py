@@ -235,6 +235,9 @@ def run_size(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     if done.exists():  # a kept data directory: measure it again
         key, seeded_s, build_s, dim = json.loads(done.read_text())
         print(f"{name}: reusing {data_dir}", flush=True)
+    elif args.exact_only and (data_dir / "vectors.db").exists():  # seeded, graph unfinished
+        key = cli(data_dir, "keys", "create", tenant, env=env).strip()
+        seeded_s, build_s, dim = 0.0, 0.0, 0
     else:
         key = cli(data_dir, "keys", "create", tenant, env=env).strip()
         print(f"{name}: seeding {tenants * per_tenant} vectors", flush=True)
@@ -243,16 +246,17 @@ def run_size(name: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     print(f"{name}: seeded in {seeded_s:.0f} s, graphs built in {build_s:.0f} s", flush=True)
     path = data_dir / "vectors.db"
     result: dict[str, Any] = {"vectors": tenants * per_tenant, "tenants": tenants}
-    result.update(serve_and_measure(data_dir, env, key, args.queries))
-    result.update(recall(path, settings, dim, tenant, tenants * per_tenant))
-    result.update(writes(path, dim, tenant, settings.vector_ann_threshold))
+    if not args.exact_only:
+        result.update(serve_and_measure(data_dir, env, key, args.queries))
+        result.update(recall(path, settings, dim, tenant, tenants * per_tenant))
+        result.update(writes(path, dim, tenant, settings.vector_ann_threshold))
     exact_env = {**env, "VIEWFINDER_VECTOR_ANN_THRESHOLD": "0"}
     exact = serve_and_measure(data_dir, exact_env, key, args.queries)
     exact.update(writes(path, dim, tenant, 0))
     exact["recall10"] = 1.0
     result["exact"] = exact
-    result["seed_s"] = round(seeded_s, 1)
-    result["graph_build_s"] = round(build_s, 1)
+    result["seed_s"] = None if args.exact_only else round(seeded_s, 1)
+    result["graph_build_s"] = None if args.exact_only else round(build_s, 1)
     result["ann_threshold"] = settings.vector_ann_threshold
     return result
 
@@ -263,6 +267,11 @@ def main() -> None:
     parser.add_argument("--model", default=os.environ.get("VIEWFINDER_MODEL", "builtin"))
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scale.json")
+    parser.add_argument(
+        "--exact-only",
+        action="store_true",
+        help="measure the scans only (e.g. on a kept directory whose graph is unfinished)",
+    )
     parser.add_argument(
         "--keep", type=Path, help="keep the data directories here (and reuse them next time)"
     )
@@ -286,6 +295,9 @@ def main() -> None:
 
 
 def show(name: str, r: dict[str, Any]) -> None:
+    r = {**r}
+    for k in list(r["exact"]):
+        r.setdefault(k, "-")
     keys = [
         "search_p50_ms", "search_p95_ms", "recall10", "rss_mb", "startup_s", "status_p50_ms",
         "upsert16_ms", "delete_ms",
@@ -295,7 +307,7 @@ def show(name: str, r: dict[str, Any]) -> None:
         print(f"{k:>22} {r[k]!s:>10} {r['exact'][k]!s:>10}")
     for k in ("recall10_text_queries", "index_search_p50_ms", "exact_index_search_p50_ms",
               "first_search_ms", "seed_s", "graph_build_s"):  # fmt: skip
-        print(f"{k:>22} {r[k]!s:>10}")
+        print(f"{k:>22} {r.get(k, '-')!s:>10}")
 
 
 if __name__ == "__main__":
