@@ -26,7 +26,7 @@ from .ingest import IngestLimits, inspect_image
 from .metadata_rules import check_metadata, servable_text
 from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
-from .spaces import SpaceHooks, SwitchProgress, VectorSpaces
+from .spaces import ReembedLeases, SpaceHooks, SwitchProgress, VectorSpaces
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,9 @@ class ImageService:
         self.metadata = metadata
         self.duplicate_limits = duplicates or DuplicateLimits()
         self.blobs = blobs
-        self.spaces = VectorSpaces(vectors, embedder, model_spec, hooks)
+        # on a shared metadata store, worker processes share the re-embedding of a switch
+        leases = metadata if isinstance(metadata, ReembedLeases) else None
+        self.spaces = VectorSpaces(vectors, embedder, model_spec, hooks, leases)
         self.fetches = fetches
         self.limits = limits
         self._clock = clock

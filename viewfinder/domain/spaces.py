@@ -5,6 +5,10 @@ begins: searches keep using the old model and the old vectors, new uploads are e
 both models, and workers re-embed every indexed image from its original bytes into a shadow
 index. When the shadow covers every indexed image it is promoted atomically and the old model
 is let go. The state is derived from the indexes themselves, so a restart resumes a switch.
+
+Worker processes on a shared metadata store share the re-embedding: each image is leased by
+one process for the new model (`ReembedLeases`) before it is embedded, so each image is
+re-embedded once, not once per process; a dead process's leases run out and others take over.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +28,37 @@ from ..errors import ViewfinderError
 from .ports import VectorIndex
 
 log = logging.getLogger(__name__)
+
+
+# A process whose every candidate is leased elsewhere looks for more this often, no sooner.
+_REFILL_S = 2.0
+
+
+@runtime_checkable
+class ReembedLeases(Protocol):
+    """Leases on images to re-embed, shared by the worker processes (a shared metadata store)."""
+
+    def lease_reembed(
+        self, target: str, image_ids: Sequence[str], lease_s: float, now: float
+    ) -> list[str]:
+        """Of these images, the ones no other process re-embeds for model `target`, leased."""
+        ...
+
+    def finish_reembed(self, target: str, image_ids: Sequence[str]) -> None:
+        """These images are done, or can't be done: no process takes them again."""
+        ...
+
+    def release_reembed(self, target: str, image_ids: Sequence[str]) -> None:
+        """Give leased images back."""
+        ...
+
+    def clear_reembed(self, target: str) -> None:
+        """Forget the leases of a finished switch."""
+        ...
+
+    def finished_reembed(self, target: str, image_ids: Sequence[str]) -> set[str]:
+        """Those of these images some process finished (or gave up on) for `target`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +80,7 @@ class ModelSwitch:
     todo: deque[str] = field(default_factory=deque)
     skipped: set[str] = field(default_factory=set)
     in_flight: set[str] = field(default_factory=set)
+    refilled_at: float = float("-inf")  # monotonic time `todo` was last filled
 
 
 @dataclass(frozen=True)
@@ -64,12 +101,18 @@ class VectorSpaces:
     """Owns the active index and, during a model switch, the shadow index and the old model."""
 
     def __init__(
-        self, active: VectorIndex, embedder: Embedder, spec: str, hooks: SpaceHooks | None
+        self,
+        active: VectorIndex,
+        embedder: Embedder,
+        spec: str,
+        hooks: SpaceHooks | None,
+        leases: ReembedLeases | None = None,
     ) -> None:
         self.active = active
         self.embedder = embedder
         self.spec = spec
         self.hooks = hooks
+        self.leases = leases  # None: this process alone re-embeds
         self.switch: ModelSwitch | None = None
         self.lock = threading.RLock()
         self._checked_at = 0.0
@@ -141,23 +184,36 @@ class VectorSpaces:
                 self.active.upsert(ids, tenants, old)
 
     # re-embedding
-    def claim_reembed(self, limit: int, indexed: Callable[[], set[str]]) -> list[str]:
-        """Ids of indexed images still missing from the shadow index (empty when none)."""
+    def claim_reembed(
+        self, limit: int, indexed: Callable[[], set[str]], lease_s: float = 300.0
+    ) -> list[str]:
+        """Ids of indexed images still missing from the shadow index (empty when none), leased
+        for `lease_s` seconds when worker processes share the work."""
         with self.lock:
             sw = self.switch
             if sw is None:
                 return []
-            if not sw.todo:
-                have = sw.shadow.ids()
-                missing = indexed() - have - sw.skipped - sw.in_flight
-                sw.todo.extend(sorted(missing))
-            batch: list[str] = []
-            while sw.todo and len(batch) < limit:
-                image_id = sw.todo.popleft()
-                if image_id not in sw.in_flight:
-                    batch.append(image_id)
-            sw.in_flight.update(batch)
-            return batch
+            while True:
+                if not sw.todo:
+                    if time.monotonic() - sw.refilled_at < _REFILL_S and self.leases is not None:
+                        return []  # what is left is leased elsewhere: look again later
+                    have = sw.shadow.ids()
+                    missing = indexed() - have - sw.skipped - sw.in_flight
+                    sw.todo.extend(sorted(missing))
+                    sw.refilled_at = time.monotonic()
+                batch: list[str] = []
+                while sw.todo and len(batch) < limit:
+                    image_id = sw.todo.popleft()
+                    if image_id not in sw.in_flight:
+                        batch.append(image_id)
+                if batch and self.leases is not None:
+                    # what other processes leased first is theirs: pass over it
+                    batch = self.leases.lease_reembed(
+                        self.embedder.model_id, batch, lease_s, time.time()
+                    )
+                if batch or not sw.todo:
+                    sw.in_flight.update(batch)
+                    return batch
 
     def finish_reembed(
         self,
@@ -174,12 +230,16 @@ class VectorSpaces:
             switch.skipped.update(skipped)
             if self.switch is switch and ids and vectors is not None:
                 switch.shadow.upsert(ids, tenants, vectors)
+            if self.leases is not None:
+                self.leases.finish_reembed(self.embedder.model_id, [*ids, *skipped])
 
     def release_reembed(self, switch: ModelSwitch, ids: list[str]) -> None:
         """Give claimed ids back after a failed batch."""
         with self.lock:
             switch.in_flight.difference_update(ids)
             switch.todo.extend(ids)
+            if self.leases is not None:
+                self.leases.release_reembed(self.embedder.model_id, ids)
 
     def try_promote(self, indexed: Callable[[], set[str]], queue_empty: Callable[[], bool]) -> bool:
         """Promote the shadow index once it covers every indexed image; True if promoted."""
@@ -187,15 +247,27 @@ class VectorSpaces:
             sw = self.switch
             if sw is None or sw.in_flight or sw.todo or not queue_empty() or self.hooks is None:
                 return False
-            if indexed() - sw.shadow.ids() - sw.skipped:
+            left = indexed() - sw.shadow.ids() - sw.skipped
+            if left and self.leases is not None:  # skipped by other processes
+                left -= self.leases.finished_reembed(self.embedder.model_id, sorted(left))
+            if left:
                 return False
+            if self.leases is not None and self._promoted_elsewhere():
+                return True
             old_active = self.active
             old_active.close()
             sw.shadow.close()
-            self.hooks.promote()
+            try:
+                self.hooks.promote()
+            except ViewfinderError:
+                # another worker process promoted it between our look and our move
+                if self.leases is None or not self._target_is_active():
+                    raise
             active = self.hooks.open_index(False)
             active.open(self.embedder.model_id, self.embedder.dim, self.spec)
             self.active, self.switch = active, None
+            if self.leases is not None:
+                self.leases.clear_reembed(self.embedder.model_id)
             log.info("switched vectors from %s to %s", sw.old_model_id, self.embedder.model_id)
             return True
 
@@ -204,20 +276,31 @@ class VectorSpaces:
         if self.switch is None or self.hooks is None or time.monotonic() - self._checked_at < 2:
             return
         self._checked_at = time.monotonic()
+        self._promoted_elsewhere()
+
+    def _target_is_active(self) -> bool:
+        """Whether the active index (as every process sees it) holds the configured model."""
+        assert self.hooks is not None
         probe = self.hooks.open_index(False)
         try:
             stored = probe.stored_model()
         finally:
             probe.close()
-        if stored is not None and stored.model_id == self.embedder.model_id:
-            with self.lock:
-                if self.switch is None:
-                    return
-                active = self.hooks.open_index(False)
-                active.open(self.embedder.model_id, self.embedder.dim, self.spec)
-                self.active.close()
-                self.switch.shadow.close()
-                self.active, self.switch = active, None
+        return stored is not None and stored.model_id == self.embedder.model_id
+
+    def _promoted_elsewhere(self) -> bool:
+        """Whether another process promoted the shadow index; if so, use it from now on."""
+        if self.switch is None or self.hooks is None or not self._target_is_active():
+            return False
+        with self.lock:
+            if self.switch is None:
+                return True
+            active = self.hooks.open_index(False)
+            active.open(self.embedder.model_id, self.embedder.dim, self.spec)
+            self.active.close()
+            self.switch.shadow.close()
+            self.active, self.switch = active, None
+        return True
 
     def answering_model(self) -> str:
         """The id of the model that answers searches now (the old one during a switch,

@@ -194,7 +194,7 @@ class IndexingWorker:
         def indexed() -> set[str]:
             return svc.metadata.image_ids_with_status(IndexingStatus.INDEXED)
 
-        ids = spaces.claim_reembed(self.options.batch_size, indexed)
+        ids = spaces.claim_reembed(self.options.batch_size, indexed, self.options.lease_s)
         if not ids:
             spaces.try_promote(
                 indexed, lambda: svc.metadata.count_images(IndexingStatus.QUEUED) == 0

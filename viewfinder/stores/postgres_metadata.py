@@ -25,6 +25,7 @@ from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
+from . import reembed_leases_sql as reembed_sql
 from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
@@ -107,6 +108,8 @@ MIGRATIONS: list[str] = [
     RATE_COUNTERS_MIGRATION,
     # The perceptual hash of each image, for near-duplicates (stores/perceptual_hash_sql.py).
     PHASH_MIGRATION,
+    # Re-embedding shared by the workers during a model switch (stores/reembed_leases_sql.py).
+    reembed_sql.MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.
@@ -395,6 +398,42 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
     def count_request(self, key_id: str, endpoint: str, window_s: float) -> tuple[int, float]:
         """Count a request in the current fixed window (api/ratelimit.SharedWindowCounters)."""
         return counted(self._query(COUNT_REQUEST, count_params(key_id, endpoint, window_s))[0])
+
+    # re-embedding during a model switch (domain/spaces.ReembedLeases)
+    def lease_reembed(
+        self, target: str, image_ids: Sequence[str], lease_s: float, now: float
+    ) -> list[str]:
+        """Of these images, the ones no other process re-embeds for `target`, leased."""
+        if not image_ids:
+            return []
+        rows = self._query(
+            reembed_sql.LEASE,
+            {"target": target, "ids": list(image_ids), "until": now + lease_s, "now": now},
+        )
+        return [r["image_id"] for r in rows]
+
+    def finish_reembed(self, target: str, image_ids: Sequence[str]) -> None:
+        """These images are done (or can't be done): no process takes them again."""
+        if image_ids:
+            self._query_none(reembed_sql.FINISH, {"target": target, "ids": list(image_ids)})
+
+    def release_reembed(self, target: str, image_ids: Sequence[str]) -> None:
+        """Give leased images back (a failed batch)."""
+        if image_ids:
+            self._query_none(reembed_sql.RELEASE, {"target": target, "ids": list(image_ids)})
+
+    def clear_reembed(self, target: str) -> None:
+        """Forget the leases of a finished switch."""
+        self._query_none(reembed_sql.CLEAR, {"target": target})
+
+    def finished_reembed(self, target: str, image_ids: Sequence[str]) -> set[str]:
+        """Those of these images some process finished (or gave up on) for `target`."""
+        rows = self._query(reembed_sql.FINISHED, {"target": target, "ids": list(image_ids)})
+        return {r["image_id"] for r in rows}
+
+    def _query_none(self, sql: str, params: dict[str, Any]) -> None:
+        with self._tx() as cur:
+            cur.execute(sql, params)
 
     # images
     def insert_images(self, records: Sequence[ImageRecord], *, held: bool = False) -> None:
