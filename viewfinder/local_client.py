@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict
-from typing import TYPE_CHECKING
+from dataclasses import asdict, fields
+from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .client import (
     DeleteResult,
+    Duplicate,
+    DuplicateGroup,
     Image,
     ImageInput,
     Metadata,
@@ -25,6 +27,7 @@ from .client import (
     UploadResult,
 )
 from .client._models import exif_of, tags_of
+from .client._similar import ExampleImage
 from .client._uploads import plan_upload
 from .client._waiting import indexing_timeout, still_queued
 
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .domain.in_place import InPlaceReport
-    from .domain.records import ImageRecord
+    from .domain.records import ImageRecord, SearchHit
     from .domain.thumbnails import ThumbnailCache
 
 
@@ -151,6 +154,7 @@ class LocalClient:
                     upload_timestamp=r.upload_timestamp,
                     status=r.status.label,
                     error=r.error,
+                    duplicate_of=r.duplicate_of,
                 )
                 for r in records
             ]
@@ -181,18 +185,77 @@ class LocalClient:
             self.tenant,
             SearchRequest(query, max_results, threshold, search_mode, image_weight, text_weight),
         )
+        return [self._result(h) for h in hits]
+
+    def _result(self, h: SearchHit) -> SearchResult:
+        return SearchResult(
+            image_id=h.record.image_id,
+            image_url=self._url(h.record.sha256),
+            score=round(h.score, 6),
+            upload_timestamp=h.record.upload_timestamp,
+            image_metadata=h.record.metadata,
+            file_name=h.record.file_name,
+            tags=tags_of([t.to_dict() for t in h.record.tags]),
+            exif=exif_of(None if h.record.exif is None else h.record.exif.to_dict()),
+        )
+
+    def search_similar(
+        self,
+        image_id: str | None = None,
+        path: ExampleImage | None = None,
+        *,
+        query: str | None = None,
+        max_results: int = 10,
+        threshold: float | None = None,
+        text_weight: float | None = None,
+        image_weight: float | None = None,
+        include_self: bool = False,
+    ) -> list[SearchResult]:
+        """See `Client.search_similar`."""
+        from .client._similar import similar_request
+        from .domain.service import SearchRequest
+
+        # the same checks as the client's request, then the service directly
+        request = similar_request(
+            image_id,
+            path,
+            query=query,
+            max_results=max_results,
+            threshold=threshold,
+            text_weight=text_weight,
+            image_weight=image_weight,
+            include_self=include_self,
+        )
+        if not 1 <= max_results <= 200:
+            raise errors.ValidationError("max_results must be 1..200", param="max_results")
+        image = None if request.files is None else request.files["image"][1]
+        hits = self.service.search(
+            self.tenant,
+            SearchRequest(
+                query=query or "",
+                max_results=max_results,
+                threshold=threshold,
+                text_weight=text_weight,
+                image_weight=image_weight,
+                image_id=image_id,
+                image=image,
+                include_self=include_self,
+            ),
+        )
+        return [self._result(h) for h in hits]
+
+    def duplicates(self) -> list[DuplicateGroup]:
+        """See `Client.duplicates`."""
         return [
-            SearchResult(
-                image_id=h.record.image_id,
-                image_url=self._url(h.record.sha256),
-                score=round(h.score, 6),
-                upload_timestamp=h.record.upload_timestamp,
-                image_metadata=h.record.metadata,
-                file_name=h.record.file_name,
-                tags=tags_of([t.to_dict() for t in h.record.tags]),
-                exif=exif_of(None if h.record.exif is None else h.record.exif.to_dict()),
-            )
-            for h in hits
+            DuplicateGroup(g.similarity, [self._image(r) for r in g.records])
+            for g in self.service.duplicate_groups(self.tenant)
+        ]
+
+    def duplicates_of(self, image_id: str) -> list[Duplicate]:
+        """See `Client.duplicates_of`."""
+        return [
+            Duplicate(**_fields(self._image(m.record)), similarity=m.similarity, hamming=m.hamming)
+            for m in self.service.duplicates_of(self.tenant, image_id)
         ]
 
     def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
@@ -276,3 +339,8 @@ class LocalClient:
             if time.monotonic() >= deadline:
                 raise indexing_timeout(images, timeout_s)
             time.sleep(poll_s)
+
+
+def _fields(image: Image) -> dict[str, Any]:
+    """An image's fields as they are (not converted to dicts, as `asdict` would)."""
+    return {f.name: getattr(image, f.name) for f in fields(image)}

@@ -47,6 +47,8 @@ from ._errors import (
 )
 from ._models import (
     DeleteResult,
+    Duplicate,
+    DuplicateGroup,
     Exif,
     Gps,
     Image,
@@ -65,6 +67,8 @@ __all__ = [
     "AuthenticationAPIError",
     "Client",
     "DeleteResult",
+    "Duplicate",
+    "DuplicateGroup",
     "Exif",
     "Gps",
     "Image",

@@ -11,7 +11,17 @@ import httpx
 
 from ._base import ClientBase, search_body, url_of
 from ._errors import error_from
-from ._models import DeleteResult, Image, SearchResult, Status, UploadResult, build
+from ._models import (
+    DeleteResult,
+    Duplicate,
+    DuplicateGroup,
+    Image,
+    SearchResult,
+    Status,
+    UploadResult,
+    build,
+)
+from ._similar import ExampleImage, similar_request
 from ._uploads import ImageInput, Metadata, plan_upload, upload_results
 from ._waiting import QUEUED, indexing_timeout, still_queued
 
@@ -94,6 +104,42 @@ class AsyncClient(ClientBase):
         body = search_body(query, max_results, threshold, search_mode, image_weight, text_weight)
         found = await self._call("POST", "/v1/images/search", json=body)
         return [build(SearchResult, r) for r in found["results"]]
+
+    async def search_similar(
+        self,
+        image_id: str | None = None,
+        path: ExampleImage | None = None,
+        *,
+        query: str | None = None,
+        max_results: int = 10,
+        threshold: float | None = None,
+        text_weight: float | None = None,
+        image_weight: float | None = None,
+        include_self: bool = False,
+    ) -> list[SearchResult]:
+        """See `Client.search_similar`."""
+        request = similar_request(
+            image_id,
+            path,
+            query=query,
+            max_results=max_results,
+            threshold=threshold,
+            text_weight=text_weight,
+            image_weight=image_weight,
+            include_self=include_self,
+        )
+        found = await self._call("POST", request.path, **request.kwargs())
+        return [build(SearchResult, r) for r in found["results"]]
+
+    async def duplicates(self) -> list[DuplicateGroup]:
+        """See `Client.duplicates`."""
+        found = await self._call("GET", "/v1/duplicates")
+        return [build(DuplicateGroup, g) for g in found["results"]]
+
+    async def duplicates_of(self, image_id: str) -> list[Duplicate]:
+        """See `Client.duplicates_of`."""
+        found = await self._call("GET", f"/v1/images/{image_id}/duplicates")
+        return [build(Duplicate, d) for d in found["results"]]
 
     async def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
         """See `Client.list_images`."""

@@ -97,6 +97,7 @@ class UploadResult:
     upload_timestamp: float
     status: str = ""
     error: str | None = None
+    duplicate_of: str | None = None  # an image of the tenant with these exact bytes (extension)
 
     @property
     def failed(self) -> bool:
@@ -120,6 +121,27 @@ class SearchResult:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", tags_of(self.tags))
         object.__setattr__(self, "exif", exif_of(self.exif))
+
+
+@dataclass(frozen=True)
+class Duplicate(Image):
+    """A near-duplicate of an image (extension): `similarity` is the cosine of the two stored
+    vectors, `hamming` the differing bits of their perceptual hashes."""
+
+    similarity: float = 0.0
+    hamming: int | None = None
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images that are copies of one another, oldest first (extension)."""
+
+    similarity: float  # the lowest cosine among the group's links
+    images: list[Image] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        images = [i if isinstance(i, Image) else build(Image, i) for i in self.images]
+        object.__setattr__(self, "images", images)
 
 
 @dataclass(frozen=True)
