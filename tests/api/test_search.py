@@ -41,6 +41,7 @@ def test_search_ranks_and_scores(
         "upload_timestamp",
         "score",
         "file_name",  # extension: the file part's name
+        "tags",  # extension: what the model sees (no `exif`: a PNG without one)
     }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..embedders.base import Embedder
 from ..errors import BlobHoldLost, FetchError, NotFound, ValidationError, ViewfinderError
+from . import reconcile as reconciling
 from . import similar
 from .duplicates import DuplicateGroup, DuplicateLimits, DuplicateMatch, exact_copy
 from .duplicates import duplicate_groups as find_duplicate_groups
@@ -127,6 +128,19 @@ class ImageService:
 
     def reconcile(self) -> None:
         """Make the vector index agree with the metadata after a crash."""
+        indexes = self.spaces.indexes()
+        if reconciling.can_page(self.metadata, indexes):  # large shared stores: bounded memory
+            for index in indexes:
+                reconciling.drop_orphans(self.metadata, index)  # type: ignore[arg-type]
+            if self.spaces.switch is None:  # else the switch re-embeds what the new index lacks
+                requeued = reconciling.requeue_missing(
+                    self.metadata,  # type: ignore[arg-type]
+                    self.vectors,  # type: ignore[arg-type]
+                    lambda ids: self.metadata.requeue(ids, self._clock()),
+                )
+                if requeued:
+                    self.queue_changed.set()
+            return
         # Vectors first, then metadata: other processes may be indexing meanwhile, and a
         # vector written after this read must not be taken for the vector of a deleted image.
         seen = [(index, index.ids()) for index in self.spaces.indexes()]

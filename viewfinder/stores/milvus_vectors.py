@@ -387,6 +387,25 @@ class MilvusVectorIndex:
         finally:
             it.close()
 
+    def iter_ids(self, batch_size: int) -> Iterator[list[str]]:
+        """Every id, a batch at a time (reconciling in bounded memory)."""
+        for batch in self._iterate(["id"], batch_size):
+            yield [str(row["id"]) for row in batch]
+
+    def present_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of these ids that have a vector."""
+        self._check_open()
+        ids = list(ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            rows = self._call("get", partial(self._get_ids, chunk))
+            found.update(str(row["id"]) for row in rows)
+        return found
+
+    def _get_ids(self, chunk: list[str]) -> list[dict[str, Any]]:
+        return list(self._client.get(self.name, ids=chunk, output_fields=["id"]))
+
     def ids(self) -> set[str]:
         return {str(row["id"]) for batch in self._iterate(["id"], 10_000) for row in batch}
 

@@ -539,6 +539,15 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         sql, params = count_query(None if status is None else int(status), tenant, "%s")
         return int(self._query(sql, params)[0]["n"])
 
+    def image_ids_page(self, status: IndexingStatus, after: str, limit: int) -> list[str]:
+        """Up to `limit` ids of images in `status` after `after`, in order (keyset paging)."""
+        rows = self._query(
+            "SELECT image_id FROM images WHERE status = %s AND image_id > %s "
+            "ORDER BY image_id LIMIT %s",
+            (int(status), after, limit),
+        )
+        return [r["image_id"] for r in rows]
+
     def image_ids_with_status(self, status: IndexingStatus) -> set[str]:
         rows = self._query("SELECT image_id FROM images WHERE status = %s", (int(status),))
         return {r["image_id"] for r in rows}

@@ -41,7 +41,7 @@ def test_local_index_is_recursive_and_incremental(photos: Path, tmp_path: Path) 
 
     table = invoke("search", "blue", "--threshold", "0.9", *where)
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["score", "image_id", "name"]
+    assert lines[0].split() == ["score", "image_id", "taken", "tags", "name"]
     assert len(lines) == 2 and lines[1].endswith("blue.PNG")
     nothing = invoke("search", "blue", "--threshold", "1", *where)
     assert nothing.stdout == "" and "no matches" in nothing.stderr

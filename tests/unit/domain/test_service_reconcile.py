@@ -29,6 +29,14 @@ class CompletesBetweenReads:
             self.meanwhile = None
         return ids
 
+    def image_ids_page(self, status: IndexingStatus, after: str, limit: int) -> list[str]:
+        # the same race when reconciling a page at a time (domain/reconcile.py)
+        ids: list[str] = self.inner.image_ids_page(status, after, limit)  # type: ignore[attr-defined]
+        if status == IndexingStatus.INDEXED and self.meanwhile is not None:
+            self.meanwhile()
+            self.meanwhile = None
+        return ids
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 

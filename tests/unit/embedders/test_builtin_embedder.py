@@ -30,6 +30,7 @@ PINNED = {
     1: {"minilm": "967e3ac976c79387", "e5": "d8f633ce01275f4b"},
     2: {"minilm": "e617c50c14a49327", "e5": "ca07354814f30f8b"},
     3: {"minilm": "b9730768192ebd04", "e5": "75b204c470bf9dc8"},
+    4: {"minilm": "181647d212e09f17", "e5": "a3f3e045063aea4d"},
 }
 
 needs_packages = pytest.mark.skipif(
@@ -83,7 +84,7 @@ def test_unknown_options_and_missing_packages_are_configuration_errors(tmp_path:
 def test_satisfies_the_embedder_contract(embedder: BuiltinEmbedder) -> None:
     assert isinstance(embedder, Embedder)
     assert embedder.model_id == f"builtin-effnetlite2-minilm-v{RECIPE_VERSION}"
-    assert embedder.dim == 384 + 11  # the text space + the colour block (colours.py)
+    assert embedder.dim == 384 + 11 + 1  # text space + colour block + hubness dimension
     images = embedder.embed_images(_photos())
     texts = embedder.embed_texts(["a red square", "un chat", "", "a dog " * 200])
     for vecs, n in ((images, 6), (texts, 4)):
@@ -153,7 +154,7 @@ def test_cache_is_reused_and_a_corrupt_graph_is_rebuilt(
 @needs_packages
 def test_parts_load_on_first_use(builtin_cache: Path) -> None:
     model = BuiltinEmbedder(builtin_cache)
-    assert model.loaded_parts == frozenset() and model.dim == 395  # nothing loaded yet
+    assert model.loaded_parts == frozenset() and model.dim == 396  # nothing loaded yet
     model.embed_texts(["a dog on a beach"])
     assert model.loaded_parts == {"text"}  # a query needs no image tower, no class table
     model.embed_images(_photos()[:1])

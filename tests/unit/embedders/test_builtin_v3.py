@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from viewfinder.embedders.builtin.projection import fit_projection, load_shipped
 from viewfinder.errors import ConfigurationError
 
 REFERENCE = Path(__file__).parent / "data" / "projection_reference.npz"
-DIM = 384 + len(TERMS)
+DIM = 384 + len(TERMS) + 1  # + the hubness dimension (test_builtin_hubness.py)
 
 needs_packages = pytest.mark.skipif(
     any(
@@ -82,11 +83,11 @@ def test_colour_block_leaves_colourless_queries_ranked_as_before() -> None:
     semantic = rng.standard_normal((5, 384)).astype(np.float32)
     semantic /= np.linalg.norm(semantic, axis=1, keepdims=True)
     colours = image_colours(rng.integers(0, 256, (5, 32, 32, 3), np.uint8), np.ones((5, 9, 9)))
-    images = image_vectors(recipe, semantic, None, colours)
+    images = image_vectors(recipe, semantic, None, colours)  # no hubness references given
     q = semantic[:1] + 0.1
     q /= np.linalg.norm(q)
-    text = text_vectors(recipe, q.astype(np.float32), ["a thing"])
-    assert images.shape == (5, DIM) and text.shape == (1, DIM)
+    text = text_vectors(replace(recipe, hub_weight=0.0), q.astype(np.float32), ["a thing"])
+    assert images.shape == (5, DIM - 1) and text.shape == (1, DIM - 1)
     assert list(np.argsort(-(text @ images.T)[0])) == list(np.argsort(-(q @ semantic.T)[0]))
 
 

@@ -34,6 +34,7 @@ from .calibration import calibrated
 from .class_table import load_class_table
 from .classes import class_names, class_prompts
 from .colours import TERMS, colour_constants, image_colours, query_colours
+from .hubness import hub_offsets, query_hub_dimension, with_hub_dimension
 from .image_calibration import calibrate_image
 from .projection import ShippedModel, load_shipped
 from .tags import class_tags
@@ -55,7 +56,8 @@ __all__ = [
 
 # Bump whenever anything that changes the vectors changes (recipe, prompts, preprocessing,
 # graph): it is part of `model_id`, and stores refuse to mix vectors of different model ids.
-RECIPE_VERSION = 3  # 3: learned projection + colour block (minilm); 2: one view per image
+# 4: hubness correction (minilm); 3: learned projection + colour block; 2: one view per image
+RECIPE_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,11 @@ class Recipe:
     # the colours it names); 0 leaves the vector without a colour block
     colour_weight: float = 0.0
     colour_share: float = 0.3  # the colour block's length in a unit image vector
+    # hubness correction (hubness.py): a cosine loses hub_weight * (the image's mean cosine to
+    # its hub_k nearest shipped reference captions - their mean); 0: no extra dimension
+    hub_weight: float = 0.0
+    hub_k: int = 5
+    hub_gain: float = 0.5  # the queries' constant in the extra dimension
     # the global logistic: image-to-image scores, and texts when no query vector is given
     calibration_center: float = 0.0  # cosine at which the calibrated score is 0.5
     calibration_slope: float = 10.0
@@ -87,9 +94,10 @@ RECIPES: dict[str, Recipe] = {
         image_centering=1.5,
         projection_weight=0.3,
         colour_weight=0.2,
-        # recipe 3's out-of-fold fit (train_projection.py); queries use the per-query map
-        calibration_center=0.254,
-        calibration_slope=14.93,
+        hub_weight=0.3,
+        # recipe 4's out-of-fold fit (train_projection.py); queries use the per-query map
+        calibration_center=0.248,
+        calibration_slope=18.16,
     ),
     "e5": Recipe(
         image_centering=0.8,
@@ -145,7 +153,8 @@ class BuiltinEmbedder:
 
     @property
     def dim(self) -> int:
-        return TEXT_DIMS[self.text_model] + (len(TERMS) if self.recipe.colour_weight else 0)
+        colour = len(TERMS) if self.recipe.colour_weight else 0
+        return TEXT_DIMS[self.text_model] + colour + (1 if self.recipe.hub_weight else 0)
 
     @property
     def loaded_parts(self) -> frozenset[str]:
@@ -237,6 +246,9 @@ class BuiltinEmbedder:
             conse_vectors(self.recipe, weights, classes, mean),
             shipped.projection.apply(out.features) if shipped is not None else None,
             image_colours(out.thumbnails, out.saliency) if self.recipe.colour_weight else None,
+            (shipped.hubs, shipped.hub_centre)
+            if shipped is not None and shipped.hubs is not None
+            else None,
         )
         return vectors, out.logits
 
@@ -283,8 +295,12 @@ def recipe_fingerprint(text_model: str) -> str:
         parts.append(colour_constants())
     digest = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode())
     if RECIPES[text_model].projection_weight:
-        projection = load_shipped(text_model, TEXT_DIMS[text_model] + len(TERMS)).projection
+        dim = TEXT_DIMS[text_model] + len(TERMS) + (1 if RECIPES[text_model].hub_weight else 0)
+        shipped = load_shipped(text_model, dim)
+        projection = shipped.projection
         digest.update(projection.mean.tobytes() + projection.weights.tobytes())
+        if shipped.hubs is not None:
+            digest.update(shipped.hubs.tobytes() + np.float64(shipped.hub_centre).tobytes())
     return digest.hexdigest()[:16]
 
 
@@ -297,9 +313,14 @@ def conse_vectors(
 
 
 def image_vectors(
-    recipe: Recipe, conse: np.ndarray, projected: np.ndarray | None, colours: np.ndarray | None
+    recipe: Recipe,
+    conse: np.ndarray,
+    projected: np.ndarray | None,
+    colours: np.ndarray | None,
+    hubs: tuple[np.ndarray, float] | None = None,
 ) -> np.ndarray:
-    """Blend ConSE with the projection, then append the colour block (unit rows)."""
+    """Blend ConSE with the projection, append the colour block, then (given the reference
+    queries and their centre) the hubness dimension (unit rows)."""
     v = conse
     if projected is not None and recipe.projection_weight:
         w = recipe.projection_weight
@@ -307,7 +328,12 @@ def image_vectors(
     if colours is None or not recipe.colour_weight:
         return l2_normalize(v)
     b = recipe.colour_share
-    return np.concatenate([np.sqrt(1.0 - b * b) * v, b * colours], axis=1).astype(np.float32)
+    v = np.concatenate([np.sqrt(1.0 - b * b) * v, b * colours], axis=1).astype(np.float32)
+    if hubs is None or not recipe.hub_weight:
+        return v
+    bank, centre = hubs
+    offsets = hub_offsets(v, bank, recipe.hub_k)
+    return with_hub_dimension(v, offsets, centre, recipe.hub_weight, recipe.hub_gain)
 
 
 def text_vectors(recipe: Recipe, q: np.ndarray, texts: Sequence[str]) -> np.ndarray:
@@ -317,4 +343,7 @@ def text_vectors(recipe: Recipe, q: np.ndarray, texts: Sequence[str]) -> np.ndar
         return q
     b = recipe.colour_share
     gain = recipe.colour_weight * np.sqrt(1.0 - b * b) / b
-    return l2_normalize(np.concatenate([q, gain * query_colours(list(texts))], axis=1))
+    q = l2_normalize(np.concatenate([q, gain * query_colours(list(texts))], axis=1))
+    if not recipe.hub_weight:
+        return q
+    return query_hub_dimension(q, recipe.hub_gain)

@@ -62,6 +62,10 @@ class ShippedModel:
     projection: Projection
     bank: np.ndarray  # (m, dim) reference image vectors for per-query calibration
     calibration: np.ndarray  # (3,) logit = a * cosine + b * z + c (calibration.py)
+    # hubness correction (hubness.py): reference query vectors (m, dim - 1) and the mean
+    # offset of the training photos; None where the file has none
+    hubs: np.ndarray | None = None
+    hub_centre: float = 0.0
 
 
 def load_shipped(text_model: str, dim: int, path: Path | None = None) -> ShippedModel:
@@ -91,8 +95,24 @@ def load_shipped(text_model: str, dim: int, path: Path | None = None) -> Shipped
                 and calibration.shape == (3,)
                 and all(np.isfinite(a).all() for a in (mean, weights, bank, calibration))
             )
+            hubs = arrays["hubs"].astype(np.float32) if "hubs" in arrays else None
+            centre = arrays["hub_centre"].astype(np.float64) if "hub_centre" in arrays else None
+            if hubs is not None:
+                ok = ok and (
+                    hubs.ndim == 2
+                    and hubs.shape[1] == dim - 1
+                    and centre is not None
+                    and centre.shape == ()
+                    and bool(np.isfinite(hubs).all() and np.isfinite(centre))
+                )
             if ok:
-                return ShippedModel(Projection(mean, weights), l2_normalize(bank), calibration)
+                return ShippedModel(
+                    Projection(mean, weights),
+                    l2_normalize(bank),
+                    calibration,
+                    l2_normalize(hubs) if hubs is not None else None,
+                    float(centre) if hubs is not None and centre is not None else 0.0,
+                )
             reason = "unexpected shapes or values"
     raise ConfigurationError(
         f"the built-in model's projection {path} cannot be read ({reason}); reinstall "

@@ -13,7 +13,10 @@ reads the file this writes, ``tables/projection-minilm.npz`` (provenance in ``ta
 3. The calibration bank: every photo's image vector, each projected by a projection trained
    on everything but the photo's own fold (``out_of_fold``), so the bank looks like any user's
    unseen photos.
-4. The calibration: logistic over (cosine, z against the bank) fitted on the out-of-fold
+4. The hubness correction's reference queries: every caption's query vector (``hubness.py``);
+   each photo's offset is taken against the captions of the photos its projection was trained
+   on.
+5. The calibration: logistic over (cosine, z against the bank) fitted on the out-of-fold
    similarities of every folder's captions (``cross_validate``).
 """
 
@@ -24,8 +27,9 @@ import hashlib
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -35,6 +39,7 @@ from ..base import l2_normalize
 from . import BuiltinEmbedder, conse_vectors, image_vectors, text_vectors
 from .calibration import fit_calibration, query_features
 from .colours import image_colours
+from .hubness import hub_offsets
 from .projection import TABLES, Projection, fit_projection
 from .vision import BUILDER_VERSION, softmax
 
@@ -58,6 +63,7 @@ class Folder:
     owner: np.ndarray  # (m,) photo index of each caption
     queries: np.ndarray  # (m, dim) query vectors (with the colour block)
     caption_emb: np.ndarray  # (m, 384) plain caption embeddings (training targets)
+    hub_queries: np.ndarray  # (m, dim - 1) query vectors without the hubness dimension
 
     def targets(self) -> np.ndarray:
         """Each photo's mean caption embedding, normalised."""
@@ -106,6 +112,7 @@ def extract(emb: BuiltinEmbedder, folder: Path, cache_dir: Path) -> Folder:
         owner=owner,
         queries=text_vectors(emb.recipe, cap, captions),
         caption_emb=cap,
+        hub_queries=text_vectors(replace(emb.recipe, hub_weight=0.0), cap, captions),
     )
 
 
@@ -118,10 +125,31 @@ def fit(folders: list[Folder], ridge: float = RIDGE) -> Projection:
     )
 
 
-def vectors(emb: BuiltinEmbedder, folder: Folder, projection: Projection | None) -> np.ndarray:
-    """The folder's image vectors under `projection` (None: ConSE and colour only)."""
+Hubs = tuple[np.ndarray, float]  # reference queries and their centre (hubness.py)
+
+
+def fit_hubs(emb: BuiltinEmbedder, folders: list[Folder], projection: Projection) -> Hubs:
+    """The hubness reference queries (every caption of `folders`) and the mean offset of
+    their photos' vectors under `projection`."""
+    bank = np.concatenate([f.hub_queries for f in folders]).astype(np.float32)
+    offsets = [hub_offsets(vectors(emb, f, projection), bank, emb.recipe.hub_k) for f in folders]
+    return bank, float(np.concatenate(offsets).mean())
+
+
+def vectors(
+    emb: BuiltinEmbedder, folder: Folder, projection: Projection | None, hubs: Hubs | None = None
+) -> np.ndarray:
+    """The folder's image vectors under `projection` (None: ConSE and colour only), with the
+    hubness dimension when `hubs` are given."""
     projected = projection.apply(folder.features) if projection is not None else None
-    return image_vectors(emb.recipe, folder.conse, projected, folder.colours)
+    return image_vectors(emb.recipe, folder.conse, projected, folder.colours, hubs)
+
+
+def fit_model(emb: BuiltinEmbedder, folders: list[Folder]) -> tuple[Projection, Hubs | None]:
+    """The projection and (when the recipe uses them) hubness references of `folders`."""
+    projection = fit(folders)
+    hubs = fit_hubs(emb, folders, projection) if emb.recipe.hub_weight else None
+    return projection, hubs
 
 
 def _subset(folder: Folder, keep: np.ndarray) -> Folder:
@@ -136,6 +164,7 @@ def _subset(folder: Folder, keep: np.ndarray) -> Folder:
         np.zeros(0, np.int64),
         np.zeros((0, folder.queries.shape[1])),
         folder.caption_emb[np.isin(folder.owner, idx)],
+        folder.hub_queries[np.isin(folder.owner, idx)],
     )
 
 
@@ -168,7 +197,7 @@ def cross_validate(
     banks: list[np.ndarray] = []
     for f in range(FOLDS):
         train = [_train_part(target, fold != f), *others]
-        gallery[fold == f] = vectors(emb, _subset(target, fold == f), fit(train))
+        gallery[fold == f] = vectors(emb, _subset(target, fold == f), *fit_model(emb, train))
         if with_bank:
             banks.append(out_of_fold(emb, train))
     sims = target.queries @ gallery.T
@@ -190,7 +219,7 @@ def out_of_fold(emb: BuiltinEmbedder, parts: list[Folder]) -> np.ndarray:
         vecs = np.zeros((len(part.images), part.queries.shape[1]), np.float32)
         for f in range(FOLDS):
             train = [p for j, p in enumerate(parts) if j != i] + [_train_part(part, fold != f)]
-            vecs[fold == f] = vectors(emb, _subset(part, fold == f), fit(train))
+            vecs[fold == f] = vectors(emb, _subset(part, fold == f), *fit_model(emb, train))
         out.append(vecs)
     return np.concatenate(out)
 
@@ -231,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
 
     emb = BuiltinEmbedder(args.cache, text_model=args.text_model)
     folders = [extract(emb, f, args.features_cache) for f in args.folders]
-    projection = fit(folders)
+    projection, hubs = fit_model(emb, folders)
     bank_vectors = out_of_fold(emb, folders)
 
     cosines, zs, rel = [], [], []
@@ -245,18 +274,25 @@ def main(argv: list[str] | None = None) -> None:
     coef = fit_calibration(np.concatenate(cosines), np.concatenate(zs), np.concatenate(rel))
     center, slope = fit_logistic(np.concatenate(cosines), np.concatenate(rel), balanced=True)
     out = args.out or TABLES / f"projection-{args.text_model}.npz"
+    hub_arrays: dict[str, Any] = (
+        {"hubs": hubs[0].astype(np.float16), "hub_centre": np.array(hubs[1])}
+        if hubs is not None
+        else {}
+    )
     np.savez(
         out,
         mean=projection.mean.astype(np.float16),
         weights=projection.weights.astype(np.float16),
         bank=bank_vectors.astype(np.float16),
         calibration=coef,
+        **hub_arrays,
         provenance=np.array(
             json.dumps(
                 {
                     "trained_on": {f.name: len(f.images) for f in folders},
                     "bank": "every photo, projected out of fold",
                     "ridge": RIDGE,
+                    "hubs": "every caption's query vector" if hubs is not None else None,
                     "model_id": emb.model_id,
                     "script": "viewfinder/embedders/builtin/train_projection.py",
                 }
