@@ -6,6 +6,7 @@ Each module registers its commands on the group in `app`; importing them here wi
 from __future__ import annotations
 
 from . import (  # noqa: F401  (registers commands)
+    duplicates,
     evaluate,
     images,
     index,

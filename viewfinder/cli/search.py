@@ -10,6 +10,7 @@ import click
 
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
+from .like import LIKE_HELP, search_like
 from .output import clip, hit_path, label, print_json, tag_list, taken
 
 if TYPE_CHECKING:
@@ -28,8 +29,12 @@ def _search_table(results: list[SearchResult]) -> str:
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @backend_options
+@click.option("--like", metavar="ID|PATH", default=None, help=LIKE_HELP)
+@click.option(
+    "--include-self", is_flag=True, help="With --like ID: keep that image among the results."
+)
 @click.option("--max-results", "-n", default=10, show_default=True, help="How many (1..200).")
 @click.option(
     "--threshold", "-t", type=float, default=None, help="Drop results scoring below this (0..1)."
@@ -55,7 +60,7 @@ def _search_table(results: list[SearchResult]) -> str:
 )
 @handles_errors
 def search(
-    query: str,
+    query: str | None,
     server: str | None,
     api_key: str | None,
     data_dir: Path | None,
@@ -67,12 +72,26 @@ def search(
     as_json: bool,
     as_paths: bool,
     open_results: bool,
+    like: str | None,
+    include_self: bool,
 ) -> None:
-    """Find images matching a description, best first."""
+    """Find images matching a description (or like an image: --like), best first."""
+    if like is None and not query:
+        raise click.UsageError("give a QUERY, --like ID|PATH, or both")
     with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
-        results = backend.search(
-            query, max_results=max_results, threshold=threshold, search_mode=mode
-        )
+        if like is not None:
+            results = search_like(
+                backend,
+                like,
+                query,
+                max_results=max_results,
+                threshold=threshold,
+                include_self=include_self,
+            )
+        else:
+            results = backend.search(
+                query or "", max_results=max_results, threshold=threshold, search_mode=mode
+            )
     if as_json:
         print_json([asdict(r) for r in results])
     elif as_paths:
