@@ -36,6 +36,9 @@ class _Compiler:
             return "(" + " OR ".join(self.node(i) for i in node.items) + ")"
         if isinstance(node, Not):
             return f"(NOT {self.node(node.item)})"
+        if node.field.kind in _COLUMNS:
+            # never NULL as written; left bare so that an index on the column can serve it
+            return f"({self.compare(node)})"
         return self.never_null(self.compare(node))
 
     def never_null(self, sql: str) -> str:
@@ -51,7 +54,7 @@ class _Compiler:
             if not value:
                 return "1 = 0"
             return " OR ".join(
-                self.never_null(self.compare(Compare(node.field, "$eq", v))) for v in value
+                f"({self.never_null(self.compare(Compare(node.field, '$eq', v)))})" for v in value
             )
         kind = node.field.kind
         if kind == "tags":
@@ -61,9 +64,11 @@ class _Compiler:
             if op == "$exists":
                 return f"{column} IS {'NOT ' if value else ''}NULL"
             sql_op = "=" if op == "$eq" else _SQL_OPS[op]
-            if kind == "file_name" and self.dialect == "postgres":
-                column = f'{column} COLLATE "C"'
-            return f"{column} {sql_op} {self.bind(value)}"
+            collate = ' COLLATE "C"' if self.dialect == "postgres" and kind == "file_name" else ""
+            test = f"{column}{collate} {sql_op} {self.bind(value)}"
+            if kind == "upload_timestamp":
+                return test  # a NOT NULL column
+            return f"{column} IS NOT NULL AND {test}"
         if self.dialect == "sqlite":
             return self.sqlite_json(node.field.path, op, value)
         return self.postgres_json(node.field.path, op, value)
@@ -88,24 +93,32 @@ class _Compiler:
     # comparison only holds between values of one type, as in the reference evaluator.
     def sqlite_json(self, path: tuple[str, ...], op: str, value: Any) -> str:
         json_path = "$" + "".join(f'."{p}"' for p in path)
-        kind = f"json_type(metadata, {self.bind(json_path)})"
+
+        def kind() -> str:  # bound once per use: parameters are positional
+            return f"json_type(metadata, {self.bind(json_path)})"
+
         if op == "$exists":
-            return f"{kind} IS {'NOT ' if value else ''}NULL"
+            return f"{kind()} IS {'NOT ' if value else ''}NULL"
         if op == "$contains":
+            array = kind()
             elements = f"json_each(metadata, {self.bind(json_path)})"
-            test = self.sqlite_typed("type", lambda: "value", "=", value)
-            return f"{kind} = 'array' AND EXISTS (SELECT 1 FROM {elements} WHERE {test})"
+            test = self.sqlite_typed(lambda: "type", lambda: "value", "=", value)
+            return f"{array} = 'array' AND EXISTS (SELECT 1 FROM {elements} WHERE {test})"
         sql_op = "=" if op == "$eq" else _SQL_OPS[op]
         return self.sqlite_typed(
             kind, lambda: f"json_extract(metadata, {self.bind(json_path)})", sql_op, value
         )
 
-    def sqlite_typed(self, kind: str, extract: Callable[[], str], sql_op: str, value: Any) -> str:
-        """`kind` (a JSON type) is the value's, and the extracted value compares to it."""
+    def sqlite_typed(
+        self, kind: Callable[[], str], extract: Callable[[], str], sql_op: str, value: Any
+    ) -> str:
+        """The extracted value compares to `value`, and its JSON type is the value's. The
+        comparison comes first: AND stops there for most rows, and each side parses the
+        JSON again (SQLite before 3.45 keeps no parsed copy)."""
         if isinstance(value, bool):
-            return f"{kind} = '{'true' if value else 'false'}'"
+            return f"{kind()} = '{'true' if value else 'false'}'"
         kinds = "= 'text'" if isinstance(value, str) else "IN ('integer', 'real')"
-        return f"{kind} {kinds} AND {extract()} {sql_op} {self.bind(value)}"
+        return f"{extract()} {sql_op} {self.bind(value)} AND {kind()} {kinds}"
 
     def postgres_json(self, path: tuple[str, ...], op: str, value: Any) -> str:
         def target() -> str:  # bound once per use: parameters are positional
