@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from pydantic import Field
 
 from .errors import ConfigurationError, IndexingTimeout, ViewfinderError
+from .mcp_similar import add_similar_tools
 
 if TYPE_CHECKING:
     from .client import Client, Image, SearchResult
@@ -39,7 +40,8 @@ INSTRUCTIONS = (
     "Use search_images with a description of what should be in the picture (e.g. 'a red car "
     f"at night'); its results carry thumbnails, so you can look at what was found. {SCORES} "
     "upload_image adds a picture from a local path or an http(s) URL and, by default, waits "
-    "until it is searchable."
+    "until it is searchable. find_similar searches by example (one of the user's images or "
+    "a local file), find_duplicates lists near-duplicate copies."
 )
 THUMBNAIL_PX = 256  # long side of the thumbnails search results carry
 
@@ -165,6 +167,9 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
         """Delete an image for good: from storage, listing and search."""
         return asdict(await call(lambda: backend.delete_image(image_id)))
 
+    add_similar_tools(
+        server, backend, call, types, tool_error, lambda ids: _thumbnails_of(backend, ids)
+    )
     return server
 
 
@@ -180,6 +185,17 @@ def _thumbnails(backend: Client | LocalClient, hits: list[SearchResult]) -> dict
             shown[hit.image_id] = backend.thumbnail(hit.image_id, THUMBNAIL_PX)
         except ViewfinderError as exc:  # e.g. a file indexed in place, moved since
             log.info("no thumbnail for %s: %s", hit.image_id, exc.message)
+    return shown
+
+
+def _thumbnails_of(backend: Client | LocalClient, image_ids: list[str]) -> dict[str, bytes]:
+    """JPEG thumbnails by image id; one that cannot be made is left out."""
+    shown: dict[str, bytes] = {}
+    for image_id in dict.fromkeys(image_ids):
+        try:
+            shown[image_id] = backend.thumbnail(image_id, THUMBNAIL_PX)
+        except ViewfinderError as exc:
+            log.info("no thumbnail for %s: %s", image_id, exc.message)
     return shown
 
 
