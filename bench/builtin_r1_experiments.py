@@ -161,6 +161,112 @@ def hub_offsets(
     return out
 
 
+def thumbnails() -> tuple[np.ndarray, np.ndarray]:
+    """coco_mini's colour thumbnails and saliency maps (one pass of the tower, cached)."""
+    path = cache / "coco_mini-colour-inputs.npz"
+    if not path.is_file():
+        from PIL import Image
+
+        from viewfinder.evaluation import load_captioned_folder
+
+        items = load_captioned_folder(DATA / "coco_mini")
+        thumbs, saliency = [], []
+        for start in range(0, len(items), 16):
+            batch = []
+            for it in items[start : start + 16]:
+                with Image.open(it.path) as im:
+                    batch.append(im.convert("RGB"))
+            out = emb._image_tower().forward(batch)
+            thumbs.append(out.thumbnails)
+            saliency.append(out.saliency)
+        np.savez(path, thumbs=np.concatenate(thumbs), saliency=np.concatenate(saliency))
+    d = np.load(path)
+    return d["thumbs"], d["saliency"]
+
+
+def recipe4(r3: np.ndarray) -> None:
+    """On top of the shipped choice (hubness k 5, weight 0.3): colour blocks, query centring."""
+    from viewfinder.embedders.builtin import colours as c
+
+    def hub_score(name: str, block: np.ndarray, cw: float = 0.2, q: np.ndarray | None = None):
+        saved = coco.colours
+        coco.colours = block.astype(np.float32)
+        score(name, r3, cw=cw, q=q, offsets=hub_offsets(images(r3), "knn", k=5, cw=cw), weight=0.3)
+        coco.colours = saved
+
+    thumbs, saliency = thumbnails()
+    member = c.pixel_terms(thumbs)
+    n, h, w, _ = member.shape
+
+    def spread(weights: np.ndarray) -> np.ndarray:
+        weights = weights / weights.reshape(n, -1).sum(1)[:, None, None]
+        return np.einsum("nhwt,nhw->nt", member, weights)
+
+    y, x = (np.arange(h) + 0.5) / h - 0.5, (np.arange(w) + 0.5) / w - 0.5
+    centre = np.exp(-(y[:, None] ** 2 + x[None] ** 2) / (2 * c.CENTRE_SIGMA**2))[None]
+    subject = c.subject_weights(saliency, (h, w))
+    for cw in (0.2, 0.3):
+        hub_score(f"recipe 4, colour weight {cw}", coco.colours, cw)
+        hub_score(
+            f"recipe 4, colour of the whole frame, cw {cw}", np.sqrt(spread(np.ones((n, h, w)))), cw
+        )
+        hub_score(
+            f"recipe 4, colour by the centre prior only, cw {cw}",
+            np.sqrt(spread(centre.repeat(n, 0))),
+            cw,
+        )
+        hub_score(
+            f"recipe 4, colour by saliency only, cw {cw}", np.sqrt(spread(subject / centre)), cw
+        )
+    for g in (3, 4):
+        cells = np.zeros((n, len(c.TERMS)))
+        for rows_ in np.array_split(np.arange(h), g):
+            for cols in np.array_split(np.arange(w), g):
+                cells = np.maximum(cells, member[:, rows_][:, :, cols].mean((1, 2)))
+        presence = cells / cells.sum(1, keepdims=True)
+        for a in (0.5, 0.75):
+            hub_score(
+                f"recipe 4, colour = {a} subject + {1 - a} max over {g}x{g} cells",
+                np.sqrt(a * spread(subject) + (1 - a) * presence),
+            )
+    for soft in (6.0, 20.0):
+        saved_soft, c.SOFTNESS = c.SOFTNESS, soft
+        c._term_table.cache_clear()
+        hub_score(f"recipe 4, colour softness {soft}", c.image_colours(thumbs, saliency))
+        c.SOFTNESS = saved_soft
+        c._term_table.cache_clear()
+    words = query_colours(texts)
+    spread_t = tiny.colours.std(0)  # tiny_coco: photos disjoint from coco_mini
+    for name, scale in [
+        ("1/std", spread_t.mean() / spread_t),
+        ("1/sqrt(std)", np.sqrt(spread_t.mean() / spread_t)),
+    ]:
+        for cw in (0.15, 0.2):
+            gain = cw * np.sqrt(1 - B * B) / B
+            q = l2_normalize(np.concatenate([cap, gain * words * scale[None]], 1))
+            hub_score(
+                f"recipe 4, colour words weighted {name} of the term, cw {cw}", coco.colours, cw, q
+            )
+    sims = queries(cap, texts, 0.2) @ images(r3).T
+    sims -= 0.3 * hub_offsets(images(r3), "knn", k=5)[None, :]
+    first = sims.argmax(1) == coco.owner
+    for t, term in enumerate(c.TERMS):
+        named = words[:, t] > 0
+        if named.any():
+            share = 100.0 * float(first[named].mean())
+            rows.append(
+                {"variant": f"recipe 4, captions naming {term}", "n": int(named.sum()), "r1": share}
+            )
+            print(f"recipe 4, captions naming {term:<8} {int(named.sum()):4d}  R@1 {share:5.1f}")
+    mean_caption = l2_normalize(tiny.caption_emb).mean(0)
+    for g in (0.25, 0.5, 1.0):
+        hub_score(
+            f"recipe 4, queries centred by {g} x tiny_coco's mean caption",
+            coco.colours,
+            q=queries(cap - g * mean_caption, texts, 0.2),
+        )
+
+
 def main() -> None:
     conse = coco.conse
     proj = cv(ridge(0.3))
@@ -235,6 +341,7 @@ def main() -> None:
             offsets=hub_offsets(img, "knn", k=k, one_caption=True),
             weight=0.3,
         )
+    recipe4(r3)
     out = ROOT / "bench" / "results" / "builtin_r1_experiments.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out}")
