@@ -129,8 +129,12 @@ def serve_and_measure(
     server.start(timeout_s=600)
     headers = {"X-Api-Key": key}
     with httpx.Client(base_url=server.url, headers=headers, timeout=120) as client:
-        client.get("/v1/status").raise_for_status()
+        answer = client.get("/v1/status")
         startup = time.perf_counter() - started
+        answer.raise_for_status()
+        if answer.json().get("switch"):  # the model changed since seeding: searches go elsewhere
+            server.stop()
+            raise SystemExit(f"{data_dir}: the server switches models; seed it again")
         t = time.perf_counter()
         client.post("/v1/images/search", json={"query": QUERIES[0]}).raise_for_status()
         first = (time.perf_counter() - t) * 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
@@ -169,8 +169,10 @@ class LocalClient:
         search_mode: str = "vision",
         image_weight: float | None = None,
         text_weight: float | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """See `Client.search`."""
+        from .domain.filters import parse_filter
         from .domain.service import SearchRequest
 
         if not 1 <= max_results <= 200:
@@ -183,7 +185,15 @@ class LocalClient:
             )
         hits = self.service.search(
             self.tenant,
-            SearchRequest(query, max_results, threshold, search_mode, image_weight, text_weight),
+            SearchRequest(
+                query,
+                max_results,
+                threshold,
+                search_mode,
+                image_weight,
+                text_weight,
+                filter=None if filter is None else parse_filter(filter),
+            ),
         )
         return [self._result(h) for h in hits]
 
@@ -258,15 +268,27 @@ class LocalClient:
             for m in self.service.duplicates_of(self.tenant, image_id)
         ]
 
-    def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
+    def list_images(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> list[Image]:
         """See `Client.list_images`."""
-        return [self._image(r) for r in self.service.list_images(self.tenant, limit, offset)]
+        from .domain.filters import parse_filter
 
-    def iter_images(self, page_size: int = 1000) -> Iterator[Image]:
+        where = None if filter is None else parse_filter(filter)
+        return [self._image(r) for r in self.service.list_images(self.tenant, limit, offset, where)]
+
+    def iter_images(
+        self,
+        page_size: int = 1000,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> Iterator[Image]:
         """See `Client.iter_images`."""
         offset = 0
         while True:
-            page = self.list_images(page_size, offset)
+            page = self.list_images(page_size, offset, filter)
             yield from page
             if len(page) < page_size:
                 return

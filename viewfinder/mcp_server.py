@@ -46,6 +46,14 @@ INSTRUCTIONS = (
 THUMBNAIL_PX = 256  # long side of the thumbnails search results carry
 
 
+FILTER_DOC = (
+    "Only images that pass, MongoDB-style: fields metadata.<path>, upload_timestamp, "
+    "exif.taken_at (Unix seconds), file_name, tags; operators $eq (or a bare value), $ne, $in, "
+    '$nin, $gt, $gte, $lt, $lte, $exists, $contains (tags), $and, $or, $not. E.g. {"tags": '
+    '{"$contains": "dog"}, "exif.taken_at": {"$gte": 1688169600}}.'
+)
+
+
 def _mcp_server_classes() -> tuple[Any, type[Exception]]:
     """The server class and ToolError of the installed `mcp` (2.x MCPServer, or 1.x FastMCP)."""
     try:
@@ -95,9 +103,12 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
         thumbnails: Annotated[
             bool, Field(description="Attach each result's thumbnail, to look at it.")
         ] = True,
+        filter: Annotated[dict[str, Any] | None, Field(description=FILTER_DOC)] = None,  # noqa: A002
     ) -> Any:
         hits = await call(
-            lambda: backend.search(query, max_results=max_results, threshold=threshold)
+            lambda: backend.search(
+                query, max_results=max_results, threshold=threshold, filter=filter
+            )
         )
         results = [asdict(h) for h in hits]
         shown = await call(lambda: _thumbnails(backend, hits)) if thumbnails else {}
@@ -158,9 +169,11 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
     async def list_images(
         limit: Annotated[int, Field(ge=1, le=1000)] = 20,
         offset: Annotated[int, Field(ge=0)] = 0,
+        filter: Annotated[dict[str, Any] | None, Field(description=FILTER_DOC)] = None,  # noqa: A002
     ) -> list[dict[str, Any]]:
         """Stored images, newest first, with their indexing status."""
-        return [asdict(im) for im in await call(lambda: backend.list_images(limit, offset))]
+        found = await call(lambda: backend.list_images(limit, offset, filter))
+        return [asdict(im) for im in found]
 
     @server.tool()
     async def delete_image(image_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ One server and one browser serve the whole module; each test signs in as its own
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -348,3 +349,54 @@ def test_api_docs_work_without_internet(running: Server, page: Any) -> None:
     expect(page.locator("h1").first).to_contain_text("Viewfinder")  # ReDoc rendered it
     expect(page.locator("body")).to_contain_text("/v1/images/search")
     assert not blocked, f"the docs reached outside the server: {blocked}"
+
+
+def test_filter_chips_narrow_the_gallery_and_search(
+    server: tuple[Server, str], page: Any, tmp_path: Path
+) -> None:
+    running, key = server
+    expect = sync_api.expect
+    files = [
+        ("images", ("red.png", png_bytes((255, 0, 0)), "image/png")),
+        ("images", ("blue.png", png_bytes((0, 0, 255)), "image/png")),
+    ]
+    meta = json.dumps({"requests": [{"metadata": {"album": "trip"}}, {"metadata": {}}]})
+    r = httpx.post(
+        f"{running.url}/v1/images/upload",
+        headers={"X-Api-Key": key},
+        files=files,
+        data={"metadata": meta},
+    )
+    assert r.status_code == 200, r.text
+    _sign_in(page, running.url, key)
+    cards = page.locator(".card")
+    expect(cards.locator(".badge", has_text="indexed")).to_have_count(2)  # tags come with it
+
+    page.fill("#filter-value", "blue")  # a tag (the default kind)
+    page.click("#filter-add")
+    expect(page.locator("#filter-chips li")).to_have_text(["tag: blue×"])
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("blue.png")
+    page.fill("#search-input", "red")
+    page.eval_on_selector(
+        "#threshold", "e => { e.value = '0'; e.dispatchEvent(new Event('input')) }"
+    )
+    page.click("#search-button")
+    expect(page.locator("#grid-title")).to_have_text("1 result for “red”")  # only what passes
+    expect(cards.first).to_contain_text("blue.png")
+
+    page.click("#filter-chips .chip-remove")
+    expect(page.locator("#filter-chips li")).to_have_count(0)
+    page.select_option("#filter-kind", "meta")
+    page.fill("#filter-value", "album=trip")
+    page.press("#filter-value", "Enter")
+    expect(page.locator("#filter-chips li")).to_have_text(["album = trip×"])
+    expect(page.locator("#grid-title")).to_have_text("1 result for “red”")
+    expect(cards.first).to_contain_text("red.png")
+
+    page.select_option("#filter-kind", "uploaded-to")  # a date: nothing uploaded before 2001
+    assert page.get_attribute("#filter-value", "type") == "date"
+    page.fill("#filter-value", "2000-12-31")
+    page.click("#filter-add")
+    expect(page.locator("#grid-title")).to_have_text("0 results for “red”")
+    _shot(page, tmp_path, "filter-chips")

@@ -108,6 +108,15 @@ async def _exercise(session: Any, pictures: Path) -> None:
     assert 0.0 <= hits[0]["score"] <= 1.0 and hits[0]["image_metadata"]["caption"] == "r"
     strict = _payload(await session.call_tool("search_images", {"query": "red", "threshold": 0.9}))
     assert [h["image_id"] for h in strict] == [red["image_id"]]
+    # a filter ranks only the images that pass it, on search and list alike
+    no_caption = {"metadata.caption": {"$exists": False}}
+    args = {"query": "red", "thumbnails": False, "filter": no_caption}
+    filtered = _payload(await session.call_tool("search_images", args))
+    assert [h["image_id"] for h in filtered] == [blue["image_id"]]
+    listed = _payload(await session.call_tool("list_images", {"filter": no_caption}))
+    assert [i["image_id"] for i in listed] == [blue["image_id"]]
+    bad = await session.call_tool("list_images", {"filter": {"colour": "red"}})
+    assert "unknown filter field 'colour'" in _error_text(bad)
 
     got = _payload(await session.call_tool("get_image", {"image_id": blue["image_id"]}))
     assert got["width"] == 64 and got["status"] == "indexed"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from ..domain.filters import parse_filter, parse_filter_json
 from ..domain.metadata_rules import servable_metadata
 from ..domain.records import ImageRecord, SearchHit, UploadItem
 from ..domain.service import SearchRequest
@@ -20,6 +21,10 @@ from .web import discard_thumbnails
 router = APIRouter(tags=["images"], route_class=KeyFirstRoute)
 MAX_OFFSET = 2**31 - 1  # far past any listing, and within every store's integer range
 files_router = APIRouter(tags=["files"])
+FILTER_PARAM_DOC = (
+    'Extension: a JSON-encoded filter, e.g. {"metadata.album": "trip"}; fields, operators '
+    "and limits: README, section Filters."
+)
 
 
 def _image_object(request: Request, r: ImageRecord) -> schemas.ImageObject:
@@ -118,10 +123,12 @@ def list_images(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    filter: Annotated[str | None, Query(description=FILTER_PARAM_DOC)] = None,  # noqa: A002
 ) -> schemas.ImageList:
     """The caller's images, newest first."""
     key = caller(request, "list")
-    records = context(request).service.list_images(key.tenant, limit, offset)
+    where = None if filter is None else parse_filter_json(filter)
+    records = context(request).service.list_images(key.tenant, limit, offset, where)
     return schemas.ImageList(results=[_image_object(request, r) for r in records])
 
 
@@ -162,6 +169,7 @@ def search_images(request: Request, body: schemas.SearchBody) -> schemas.SearchR
             text_weight=body.text_weight,
             image_id=body.image_id,
             include_self=body.include_self,
+            filter=None if body.filter is None else parse_filter(body.filter),
         ),
     )
     return _search_response(request, hits)
@@ -184,6 +192,7 @@ async def search_by_image(
     threshold: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
     text_weight: Weight = None,
     image_weight: Weight = None,
+    filter: Annotated[str | None, Form(description=FILTER_PARAM_DOC)] = None,  # noqa: A002
 ) -> schemas.SearchResponse:
     """Extension: find the caller's indexed images like an image sent with the request (and
     a text, when `query` is given)."""
@@ -198,6 +207,7 @@ async def search_by_image(
         text_weight=text_weight,
         image_weight=image_weight,
         image=data,
+        filter=None if filter is None else parse_filter_json(filter),
     )
     hits = await run_in_threadpool(service.search, key.tenant, search)
     return _search_response(request, hits)

@@ -137,6 +137,13 @@ class SearchBody(BaseModel):
     # blended score NaN, served as "score": null.
     image_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False)
     text_weight: float | None = Field(None, ge=0.0, le=1e6, allow_inf_nan=False)
+    filter: dict[str, Any] | None = Field(
+        None,
+        description="Extension: only images that pass, e.g. "
+        '`{"$and": [{"metadata.album": "trip"}, {"upload_timestamp": {"$gte": 1760000000}}]}`; '
+        "the exact top `max_results` among them. Fields, operators and limits: "
+        "README, section Filters.",
+    )
 
 
 class SearchResult(BaseModel):

@@ -6,13 +6,14 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import AuthenticationError, ViewfinderError
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
+from .filter_option import filter_option
 from .output import clip, label, print_json, tag_list, taken, when
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def _images_table(rows: list[Image]) -> str:
 @backend_options
 @click.option("--limit", default=100, show_default=True, help="How many (1..1000).")
 @click.option("--offset", default=0, show_default=True, help="Skip this many (newest first).")
+@filter_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 @handles_errors
 def images_list(
@@ -55,11 +57,12 @@ def images_list(
     model: str | None,
     limit: int,
     offset: int,
+    where: dict[str, Any] | None,
     as_json: bool,
 ) -> None:
     """List images, newest first."""
     with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
-        rows = backend.list_images(limit, offset)
+        rows = backend.list_images(limit, offset, where)
     if as_json:
         print_json([asdict(im) for im in rows])
     elif rows:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .app import cli
 from .backend import backend_options, handles_errors, open_backend
+from .filter_option import filter_option
 from .like import LIKE_HELP, search_like
 from .output import clip, hit_path, label, print_json, tag_list, taken
 
@@ -46,6 +47,7 @@ def _search_table(results: list[SearchResult]) -> str:
     show_default=True,
     help="joined: also match the query against captions and metadata.",
 )
+@filter_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 @click.option(
     "--paths",
@@ -69,6 +71,7 @@ def search(
     max_results: int,
     threshold: float | None,
     mode: str,
+    where: dict[str, Any] | None,
     as_json: bool,
     as_paths: bool,
     open_results: bool,
@@ -78,6 +81,8 @@ def search(
     """Find images matching a description (or like an image: --like), best first."""
     if like is None and not query:
         raise click.UsageError("give a QUERY, --like ID|PATH, or both")
+    if like is not None and where is not None:
+        raise click.UsageError("--filter does not go with --like yet")
     with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         if like is not None:
             results = search_like(
@@ -90,7 +95,11 @@ def search(
             )
         else:
             results = backend.search(
-                query or "", max_results=max_results, threshold=threshold, search_mode=mode
+                query or "",
+                max_results=max_results,
+                threshold=threshold,
+                search_mode=mode,
+                filter=where,
             )
     if as_json:
         print_json([asdict(r) for r in results])

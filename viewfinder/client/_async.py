@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from ._base import ClientBase, search_body, url_of
+from ._base import ClientBase, list_params, search_body, url_of
 from ._errors import error_from
 from ._models import (
     DeleteResult,
@@ -99,9 +99,12 @@ class AsyncClient(ClientBase):
         search_mode: str = "vision",
         image_weight: float | None = None,
         text_weight: float | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """See `Client.search`."""
         body = search_body(query, max_results, threshold, search_mode, image_weight, text_weight)
+        if filter is not None:  # extension: only images that pass (README, Filters)
+            body["filter"] = dict(filter)
         found = await self._call("POST", "/v1/images/search", json=body)
         return [build(SearchResult, r) for r in found["results"]]
 
@@ -141,16 +144,25 @@ class AsyncClient(ClientBase):
         found = await self._call("GET", f"/v1/images/{image_id}/duplicates")
         return [build(Duplicate, d) for d in found["results"]]
 
-    async def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
+    async def list_images(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> list[Image]:
         """See `Client.list_images`."""
-        page = await self._call("GET", "/v1/images", params={"limit": limit, "offset": offset})
+        page = await self._call("GET", "/v1/images", params=list_params(limit, offset, filter))
         return [build(Image, r) for r in page["results"]]
 
-    async def iter_images(self, page_size: int = 1000) -> AsyncIterator[Image]:
+    async def iter_images(
+        self,
+        page_size: int = 1000,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> AsyncIterator[Image]:
         """See `Client.iter_images`."""
         offset = 0
         while True:
-            page = await self.list_images(page_size, offset)
+            page = await self.list_images(page_size, offset, filter)
             for image in page:
                 yield image
             if len(page) < page_size:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -34,6 +36,18 @@ def search_body(
     if text_weight is not None:
         body["text_weight"] = text_weight
     return body
+
+
+def list_params(
+    limit: int,
+    offset: int,
+    filter: Mapping[str, Any] | None,  # noqa: A002
+) -> dict[str, Any]:
+    """The query parameters of a list request; a filter travels JSON-encoded."""
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if filter is not None:
+        params["filter"] = json.dumps(dict(filter))
+    return params
 
 
 def url_of(image: Image | UploadResult | SearchResult | str) -> str:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from ._base import ClientBase, search_body, url_of
+from ._base import ClientBase, list_params, search_body, url_of
 from ._errors import error_from
 from ._models import (
     DeleteResult,
@@ -105,9 +105,12 @@ class Client(ClientBase):
         search_mode: str = "vision",
         image_weight: float | None = None,
         text_weight: float | None = None,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """The best matches of a description, best first."""
         body = search_body(query, max_results, threshold, search_mode, image_weight, text_weight)
+        if filter is not None:  # extension: only images that pass (README, Filters)
+            body["filter"] = dict(filter)
         found = self._call("POST", "/v1/images/search", json=body)
         return [build(SearchResult, r) for r in found["results"]]
 
@@ -150,16 +153,25 @@ class Client(ClientBase):
         found = self._call("GET", f"/v1/images/{image_id}/duplicates")
         return [build(Duplicate, d) for d in found["results"]]
 
-    def list_images(self, limit: int = 100, offset: int = 0) -> list[Image]:
-        """A page of the tenant's images, newest first."""
-        page = self._call("GET", "/v1/images", params={"limit": limit, "offset": offset})
+    def list_images(
+        self,
+        limit: int = 100,
+        offset: int = 0,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> list[Image]:
+        """A page of the tenant's images (those passing `filter`, when given), newest first."""
+        page = self._call("GET", "/v1/images", params=list_params(limit, offset, filter))
         return [build(Image, r) for r in page["results"]]
 
-    def iter_images(self, page_size: int = 1000) -> Iterator[Image]:
-        """Every image of the tenant, newest first, a page at a time."""
+    def iter_images(
+        self,
+        page_size: int = 1000,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
+    ) -> Iterator[Image]:
+        """Every image of the tenant (passing `filter`), newest first, a page at a time."""
         offset = 0
         while True:
-            page = self.list_images(page_size, offset)
+            page = self.list_images(page_size, offset, filter)
             yield from page
             if len(page) < page_size:
                 return

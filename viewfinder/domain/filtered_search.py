@@ -21,7 +21,7 @@ from .filters import Filter, matches
 from .ports import MetadataStore, VectorIndex
 from .records import IndexingStatus
 
-DEFAULT_SCAN_LIMIT = 20000  # passing images scored exactly by id, below this many
+DEFAULT_SCAN_LIMIT = 2000  # passing images scored exactly by id, up to this many (bench)
 _FIRST_ROUND = 4  # candidates per wanted result in the first unfiltered round
 _GROWTH = 4
 

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .filters import Filter
 from .records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 
 
@@ -82,7 +83,14 @@ class MetadataStore(Protocol):
         """An image by id, whatever its tenant (for signed URLs only)."""
 
     def get_images(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]: ...
-    def list_images(self, tenant: str, limit: int, offset: int) -> list[ImageRecord]: ...
+    def list_images(
+        self, tenant: str, limit: int, offset: int, where: Filter | None = None
+    ) -> list[ImageRecord]:
+        """The tenant's images that pass `where` (all when None), newest first."""
+
+    def filtered_ids(self, tenant: str, where: Filter, limit: int) -> list[str]:
+        """Up to `limit` ids of the tenant's indexed images that pass `where` (any order)."""
+
     def delete_image(
         self, tenant: str, image_id: str, now: float | None = None
     ) -> ImageRecord | None:
@@ -233,6 +241,12 @@ class VectorIndex(Protocol):
     def delete(self, ids: Sequence[str]) -> None: ...
     def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
         """Return up to k (id, dot product) pairs of the tenant, best first."""
+
+    def search_subset(
+        self, tenant: str, query: np.ndarray, k: int, ids: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        """The exact top k (id, dot product) pairs among `ids` of the tenant, best first
+        (ids the tenant has no vector for are ignored): filtered search's selective path."""
 
     def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those of `ids` the tenant has in the index."""

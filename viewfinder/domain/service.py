@@ -23,6 +23,8 @@ from .duplicates import duplicate_groups as find_duplicate_groups
 from .duplicates import duplicates_of as find_duplicates_of
 from .fetch_pool import FetchOutcome, FetchPool
 from .file_names import clean_file_name, file_name_of_url
+from .filtered_search import DEFAULT_SCAN_LIMIT, FilteredIndex
+from .filters import Filter
 from .ingest import IngestLimits, inspect_image
 from .metadata_rules import check_metadata, servable_text
 from .ports import BlobStore, MetadataStore, VectorIndex
@@ -50,6 +52,7 @@ class SearchRequest:
     image_id: str | None = None
     image: bytes | None = None
     include_self: bool = False  # the query image among its own results
+    filter: Filter | None = None  # only images that pass (filters.py); exact top k
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,11 @@ class ImageService:
         clock: Callable[[], float] = time.time,
         on_close: Callable[[], None] | None = None,
         duplicates: DuplicateLimits | None = None,
+        filter_scan_limit: int = DEFAULT_SCAN_LIMIT,
     ) -> None:
         self.metadata = metadata
         self.duplicate_limits = duplicates or DuplicateLimits()
+        self.filter_scan_limit = filter_scan_limit
         self.blobs = blobs
         # on a shared metadata store, worker processes share the re-embedding of a switch
         leases = metadata if isinstance(metadata, ReembedLeases) else None
@@ -320,9 +325,11 @@ class ImageService:
             raise NotFound(f"image {image_id} not found", param="image_id")
         return record
 
-    def list_images(self, tenant: str, limit: int = 100, offset: int = 0) -> list[ImageRecord]:
-        """The tenant's images, newest first."""
-        return self.metadata.list_images(tenant, limit, offset)
+    def list_images(
+        self, tenant: str, limit: int = 100, offset: int = 0, where: Filter | None = None
+    ) -> list[ImageRecord]:
+        """The tenant's images (those passing `where`, when given), newest first."""
+        return self.metadata.list_images(tenant, limit, offset, where)
 
     def find(self, image_id: str) -> ImageRecord:
         """An image by id alone, for signed URLs (whose signature already proves access)."""
@@ -357,6 +364,10 @@ class ImageService:
         query = request.query.strip()
         similar.check_query_parts(query, request.image_id, request.image is not None)
         embedder, index = self.spaces.query_space()
+        if request.filter is not None:  # every kind of search below ranks only passing images
+            index = FilteredIndex(
+                index, self.metadata, request.filter, self.filter_scan_limit
+            ).as_index()
         if request.image_id is not None or request.image is not None:
             return self._similar_search(tenant, embedder, index, query, request)
         qvec = embedder.embed_texts([query])[0]

@@ -244,6 +244,24 @@ class ExactVectorIndex:
                 if int(r) in names
             ]
 
+    def search_subset(
+        self, tenant: str, query: np.ndarray, k: int, ids: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        file, dim = self._opened()
+        query = np.asarray(query, dtype=np.float32).reshape(dim)
+        if k <= 0 or not ids:
+            return []
+        with self._lock:
+            tid = file.tenant_id(tenant)
+            if tid is None:
+                return []
+            by_id = file.rows_of_ids(tid, ids)
+            rows = np.array(sorted(by_id.values()), dtype=np.int64)
+            labels, vectors = file.label_view(), file.vector_view()
+            rows, scores = self._scan(rows, tid, labels, vectors, query, k)
+            names = {row: image_id for image_id, row in by_id.items()}
+            return [(names[int(r)], float(s)) for r, s in zip(rows, scores, strict=True)]
+
     def _rows_of(self, tid: int) -> np.ndarray:
         assert self._file is not None
         cached = self._rows.get(tid)

@@ -44,6 +44,7 @@ _MAX_TOPK = 16384  # Milvus refuses larger limits
 _CHUNK = 1000  # rows per write request, well under the gRPC message limit
 _PROPS = ("viewfinder.model_id", "viewfinder.dim", "viewfinder.spec")
 _HNSW_EF = 128  # candidates an HNSW search explores: recall@10 >= 0.98 at a million vectors
+_SUBSET_CHUNK = 1000  # ids per search expression of a filtered search
 _NOT_LOADED = 101  # Milvus's code for a collection not loaded (e.g. released by a restart)
 _T = TypeVar("_T")
 
@@ -354,6 +355,49 @@ class MilvusVectorIndex:
             ),
         )
         return [(str(hit["id"]), float(hit["distance"])) for hit in found[0]]
+
+    def search_subset(
+        self, tenant: str, query: np.ndarray, k: int, ids: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        dim = self._check_open()
+        ids = list(ids)
+        if k <= 0 or not ids:
+            return []
+        query = np.asarray(query, dtype=np.float32).reshape(dim)
+        k = min(k, _MAX_TOPK)
+        found: list[tuple[str, float]] = []
+        # The id list is pushed down into the search expression; with the tenant it selects
+        # the rows Milvus scores (a filtered search: exact over a small id set), in chunks so
+        # that one expression stays small.
+        for start in range(0, len(ids), _SUBSET_CHUNK):
+            chunk = ids[start : start + _SUBSET_CHUNK]
+            expr = (
+                f"tenant == {json.dumps(tenant, ensure_ascii=False)} and "
+                f"id in {json.dumps(chunk, ensure_ascii=False)}"
+            )
+            hits = self._call("search", partial(self._search_expr, query, expr, min(k, len(chunk))))
+            found.extend((str(hit["id"]), float(hit["distance"])) for hit in hits[0])
+        found.sort(key=lambda pair: -pair[1])
+        return found[:k]
+
+    def _search_expr(self, query: np.ndarray, expr: str, k: int) -> Any:
+        """One search restricted by `expr`, through the current client (a reconnect
+        replaces it)."""
+        return self._client.search(
+            self.name,
+            data=[query.tolist()],
+            anns_field="vector",
+            filter=expr,
+            limit=k,
+            output_fields=["id"],
+            search_params={"metric_type": "IP", "params": self._subset_params(k)},
+        )
+
+    def _subset_params(self, k: int) -> dict[str, Any]:
+        # ef at least the chunk size: HNSW then visits every row that passes the expression
+        if self.target.index_type == "HNSW":
+            return {"ef": max(k, _HNSW_EF, _SUBSET_CHUNK)}
+        return {}
 
     def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         dim = self._check_open()

@@ -21,11 +21,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..domain.filters import Filter
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from . import reembed_leases_sql as reembed_sql
+from .filter_sql import compile_filter
 from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
@@ -486,13 +488,25 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql):
         )
         return {r["image_id"]: _record(r) for r in rows}
 
-    def list_images(self, tenant: str, limit: int, offset: int) -> list[ImageRecord]:
+    def list_images(
+        self, tenant: str, limit: int, offset: int, where: Filter | None = None
+    ) -> list[ImageRecord]:
+        clause, params = ("1 = 1", []) if where is None else compile_filter(where, "postgres")
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s "
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND {clause} "
             "ORDER BY upload_ts DESC, seq DESC LIMIT %s OFFSET %s",
-            (tenant, limit, offset),
+            (tenant, *params, limit, offset),
         )
         return [_record(r) for r in rows]
+
+    def filtered_ids(self, tenant: str, where: Filter, limit: int) -> list[str]:
+        clause, params = compile_filter(where, "postgres")
+        rows = self._query(
+            f"SELECT image_id FROM images WHERE tenant = %s AND status = %s "
+            f"AND {clause} LIMIT %s",
+            (tenant, int(IndexingStatus.INDEXED), *params, limit),
+        )
+        return [r["image_id"] for r in rows]
 
     def delete_image(
         self, tenant: str, image_id: str, now: float | None = None

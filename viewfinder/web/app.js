@@ -16,6 +16,7 @@ const state = {
   query: "",
   pollTimer: null,
   current: null,        // the image in the detail view
+  filters: [],          // active filter chips: {label, clause} (README, Filters)
 };
 
 class ApiError extends Error {
@@ -155,6 +156,92 @@ async function refreshCounts() {
   return s;
 }
 
+// filter chips: each adds one condition; all of them must hold
+const FILTER_KINDS = {
+  tag: { placeholder: "dog", type: "text" },
+  meta: { placeholder: "album=trip", type: "text" },
+  "uploaded-from": { type: "date", field: "upload_timestamp", op: "$gte", word: "uploaded from" },
+  "uploaded-to": { type: "date", field: "upload_timestamp", op: "$lt", word: "uploaded until" },
+  "taken-from": { type: "date", field: "exif.taken_at", op: "$gte", word: "taken from" },
+  "taken-to": { type: "date", field: "exif.taken_at", op: "$lt", word: "taken until" },
+};
+
+function filterFrom(kind, text) {
+  const value = text.trim();
+  if (!value) return null;
+  if (kind === "tag") return { label: `tag: ${value}`, clause: { tags: { $contains: value } } };
+  if (kind === "meta") {
+    const at = value.indexOf("=");
+    if (at < 1) return null;
+    const key = value.slice(0, at).trim();
+    const raw = value.slice(at + 1).trim();
+    let parsed = raw;
+    try {
+      const json = JSON.parse(raw);
+      if (typeof json === "number" || typeof json === "boolean") parsed = json;
+    } catch (_) { /* a plain string */ }
+    return { label: `${key} = ${raw}`, clause: { [`metadata.${key}`]: parsed } };
+  }
+  const spec = FILTER_KINDS[kind];
+  const day = Date.parse(`${value}T00:00:00Z`) / 1000;
+  if (!Number.isFinite(day)) return null;
+  // "until" a day includes that day: before the next midnight (UTC)
+  const bound = spec.op === "$lt" ? day + 86400 : day;
+  return { label: `${spec.word} ${value}`, clause: { [spec.field]: { [spec.op]: bound } } };
+}
+
+function currentFilter() {
+  if (!state.filters.length) return null;
+  if (state.filters.length === 1) return state.filters[0].clause;
+  return { $and: state.filters.map((f) => f.clause) };
+}
+
+function withFilter(body) {
+  const filter = currentFilter();
+  if (filter) body.filter = filter;
+  return body;
+}
+
+function listPath(limit, offset) {
+  const filter = currentFilter();
+  const extra = filter ? `&filter=${encodeURIComponent(JSON.stringify(filter))}` : "";
+  return `/v1/images?limit=${limit}&offset=${offset}${extra}`;
+}
+
+function renderFilters() {
+  $("filter-chips").replaceChildren(...state.filters.map((f, n) => {
+    const remove = el("button", { type: "button", class: "chip-remove", text: "×",
+      title: `Remove ${f.label}`, "aria-label": `Remove filter ${f.label}` });
+    remove.addEventListener("click", () => { state.filters.splice(n, 1); filtersChanged(); });
+    return el("li", { class: "filter-chip" }, f.label, remove);
+  }));
+}
+
+function filtersChanged() {
+  renderFilters();
+  if (state.mode === "search" && !state.query.startsWith("like ")) search(state.query);
+  else showAll();
+}
+
+function addFilter() {
+  const found = filterFrom($("filter-kind").value, $("filter-value").value);
+  if (!found) {
+    toast("Type a tag or key=value, or pick a date, first.", "error");
+    return;
+  }
+  state.filters.push(found);
+  $("filter-value").value = "";
+  filtersChanged();
+}
+
+function filterKindChanged() {
+  const spec = FILTER_KINDS[$("filter-kind").value];
+  const input = $("filter-value");
+  input.type = spec.type;
+  input.placeholder = spec.placeholder || "";
+  input.value = "";
+}
+
 // gallery and search results
 async function showAll() {
   state.mode = "all";
@@ -162,7 +249,7 @@ async function showAll() {
   state.offset = 0;
   $("show-all").hidden = true;
   try {
-    const page = await api("GET", `/v1/images?limit=${PAGE}&offset=0`);
+    const page = await api("GET", listPath(PAGE, 0));
     state.images = page.results;
     state.offset = page.results.length;
     render();
@@ -176,7 +263,7 @@ async function showAll() {
 
 async function loadMore() {
   try {
-    const page = await api("GET", `/v1/images?limit=${PAGE}&offset=${state.offset}`);
+    const page = await api("GET", listPath(PAGE, state.offset));
     state.images = state.images.concat(page.results);
     state.offset += page.results.length;
     render();
@@ -194,7 +281,7 @@ async function search(query) {
     threshold: threshold > 0 ? threshold : null,
   };
   try {
-    const found = await api("POST", "/v1/images/search", body);
+    const found = await api("POST", "/v1/images/search", withFilter(body));
     state.mode = "search";
     state.query = query;
     state.images = found.results.map((r) => ({
@@ -213,6 +300,62 @@ async function search(query) {
   } catch (error) {
     handle(error);
   }
+}
+
+// search by example: the image in the detail view, the query image left out by the server
+async function searchSimilar() {
+  const image = state.current;
+  if (!image) return;
+  const threshold = Number($("threshold").value);
+  const body = {
+    image_id: image.image_id,
+    max_results: Number($("max-results").value),
+    threshold: threshold > 0 ? threshold : null,
+  };
+  try {
+    const found = await api("POST", "/v1/images/search", withFilter(body));
+    $("detail").close();
+    state.mode = "search";
+    state.query = `like ${displayName(image) || image.image_id.slice(0, 8)}`;
+    state.images = found.results.map((r) => ({
+      image_id: r.image_id,
+      image_url: r.image_url,
+      metadata: r.image_metadata,
+      file_name: r.file_name,
+      upload_timestamp: r.upload_timestamp,
+      score: r.score,
+      tags: r.tags,
+      exif: r.exif,
+    }));
+    $("more").hidden = true;
+    $("show-all").hidden = false;
+    render();
+  } catch (error) {
+    handle(error);
+  }
+}
+
+// near-duplicates: each group of copies (oldest first) as a row of cards
+async function showDuplicates() {
+  let found;
+  try {
+    found = await api("GET", "/v1/duplicates");
+  } catch (error) {
+    handle(error);
+    return;
+  }
+  state.mode = "duplicates";
+  state.images = [];
+  const groups = found.results;
+  $("grid-title").textContent = `${groups.length} group${groups.length === 1 ? "" : "s"} of near-duplicates`;
+  $("empty").hidden = groups.length > 0;
+  $("empty").textContent = "No near-duplicates: no two images are copies of one another.";
+  $("more").hidden = true;
+  $("show-all").hidden = false;
+  $("grid").replaceChildren(...groups.map((g, n) => el("li", { class: "dup-group" },
+    el("h3", { text: `${g.images.length} images · similarity ≥ ${g.similarity.toFixed(3)}`,
+      title: `group ${n + 1}: cosine of the stored vectors, perceptual hashes agreeing` }),
+    el("ul", { class: "grid" }, ...g.images.map(card)))));
 }
 
 function render() {
@@ -290,7 +433,7 @@ function schedulePoll() {
   state.pollTimer = setTimeout(async () => {
     if (state.mode !== "all") return;
     try {
-      const page = await api("GET", `/v1/images?limit=${Math.max(state.offset, PAGE)}&offset=0`);
+      const page = await api("GET", listPath(Math.max(state.offset, PAGE), 0));
       state.images = page.results;
       state.offset = page.results.length;
       render();
@@ -503,6 +646,11 @@ function init() {
     $("threshold-hint").textContent = thresholdHint(v);
   };
   $("threshold").addEventListener("input", showThreshold);
+  $("filter-kind").addEventListener("change", filterKindChanged);
+  $("filter-add").addEventListener("click", addFilter);
+  $("filter-value").addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); addFilter(); }
+  });
   showThreshold();
   $("upload-toggle").addEventListener("click", () => showUploadDetails($("uploads").hidden));
   $("upload-dismiss").addEventListener("click", clearUploads);
