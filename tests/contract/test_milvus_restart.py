@@ -3,6 +3,7 @@ index reloads it on demand (searches, counts and writes recover without a proces
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.contract.services import MilvusServer, started
+from viewfinder.errors import Unavailable
 from viewfinder.stores.factory import open_vectors
 
 
@@ -42,3 +44,28 @@ def test_searches_recover_after_a_milvus_restart(own_milvus: MilvusServer) -> No
     finally:
         index.close()
         reader.close()
+
+
+def test_searches_fail_fast_while_milvus_is_down_then_recover(own_milvus: MilvusServer) -> None:
+    index = open_vectors(own_milvus.url())
+    try:
+        index.open("m", 4, "")
+        vectors = np.eye(4, dtype=np.float32)
+        index.upsert(["a", "b"], ["t", "t"], vectors[:2])
+        own_milvus.stop()
+        t0 = time.monotonic()
+        with pytest.raises(Unavailable):
+            index.search("t", vectors[0], 1)
+        assert time.monotonic() - t0 < 5
+        own_milvus.start()
+        # gRPC may wait out its reconnect backoff first: a few seconds at most, no restart
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert [i for i, _ in index.search("t", vectors[0], 1)] == ["a"]
+                break
+            except Unavailable:
+                assert time.monotonic() < deadline, "searches did not recover"
+                time.sleep(0.2)
+    finally:
+        index.close()
