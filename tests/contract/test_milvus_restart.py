@@ -34,6 +34,7 @@ def test_searches_recover_after_a_milvus_restart(own_milvus: MilvusServer) -> No
         own_milvus.stop()  # same port, same data folder
         own_milvus.start()
 
+        reader.ping(10)  # a readiness probe loads it too: no search needed first
         assert [i for i, _ in reader.search("t", vectors[1], 1)] == ["b"]
         assert [i for i, _ in index.search("t", vectors[0], 1)] == ["a"]
         index.upsert(["d"], ["t"], vectors[3:4])

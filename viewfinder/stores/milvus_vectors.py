@@ -502,8 +502,17 @@ class MilvusVectorIndex:
             raise Unavailable(f"the Milvus collection {self.name} is not open yet")
         with self._calling("ping"):
             state = self._client.get_load_state(self.name, timeout=timeout_s).get("state")
-        if getattr(state, "name", str(state)) != "Loaded":
-            raise Unavailable(f"the Milvus collection {self.name} is not loaded ({state})")
+        if getattr(state, "name", str(state)) == "Loaded":
+            return
+        # Released by a Milvus restart: load it from here too, or a process taken out of
+        # service for not being ready would never get the search that reloads it.
+        try:
+            self._client.load_collection(self.name, timeout=timeout_s)
+        except MilvusException as exc:
+            raise Unavailable(
+                f"the Milvus collection {self.name} is not loaded ({state}); loading it"
+            ) from exc
+        log.warning("Milvus collection %s was %s; loaded it again", self.name, state)
 
     def closed_cleanly(self) -> bool:
         return False  # shared by processes that come and go: always reconcile
