@@ -220,9 +220,11 @@ class LocalClient:
         text_weight: float | None = None,
         image_weight: float | None = None,
         include_self: bool = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """See `Client.search_similar`."""
         from .client._similar import similar_request
+        from .domain.filters import parse_filter
         from .domain.service import SearchRequest
 
         # the same checks as the client's request, then the service directly
@@ -235,6 +237,7 @@ class LocalClient:
             text_weight=text_weight,
             image_weight=image_weight,
             include_self=include_self,
+            filter=filter,
         )
         if not 1 <= max_results <= 200:
             raise errors.ValidationError("max_results must be 1..200", param="max_results")
@@ -250,6 +253,7 @@ class LocalClient:
                 image_id=image_id,
                 image=image,
                 include_self=include_self,
+                filter=None if filter is None else parse_filter(filter),
             ),
         )
         return [self._result(h) for h in hits]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,12 +25,13 @@ def search_like(
     max_results: int,
     threshold: float | None,
     include_self: bool,
+    where: dict[str, Any] | None = None,
 ) -> list[SearchResult]:
     """The images like `like`: a file when such a file exists, else an image id."""
     path = Path(like).expanduser()
     if path.is_file():
         return backend.search_similar(
-            path=path, query=query, max_results=max_results, threshold=threshold
+            path=path, query=query, max_results=max_results, threshold=threshold, filter=where
         )
     if "/" in like or "\\" in like:
         raise click.BadParameter(f"no such file: {like}", param_hint="--like")
@@ -40,4 +41,5 @@ def search_like(
         max_results=max_results,
         threshold=threshold,
         include_self=include_self,
+        filter=where,
     )

@@ -81,8 +81,6 @@ def search(
     """Find images matching a description (or like an image: --like), best first."""
     if like is None and not query:
         raise click.UsageError("give a QUERY, --like ID|PATH, or both")
-    if like is not None and where is not None:
-        raise click.UsageError("--filter does not go with --like yet")
     with open_backend(server, api_key, data_dir, tenant, model, must_exist=True) as backend:
         if like is not None:
             results = search_like(
@@ -92,6 +90,7 @@ def search(
                 max_results=max_results,
                 threshold=threshold,
                 include_self=include_self,
+                where=where,
             )
         else:
             results = backend.search(

@@ -119,6 +119,7 @@ class AsyncClient(ClientBase):
         text_weight: float | None = None,
         image_weight: float | None = None,
         include_self: bool = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """See `Client.search_similar`."""
         request = similar_request(
@@ -130,6 +131,7 @@ class AsyncClient(ClientBase):
             text_weight=text_weight,
             image_weight=image_weight,
             include_self=include_self,
+            filter=filter,
         )
         found = await self._call("POST", request.path, **request.kwargs())
         return [build(SearchResult, r) for r in found["results"]]

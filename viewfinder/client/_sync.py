@@ -125,6 +125,7 @@ class Client(ClientBase):
         text_weight: float | None = None,
         image_weight: float | None = None,
         include_self: bool = False,
+        filter: Mapping[str, Any] | None = None,  # noqa: A002
     ) -> list[SearchResult]:
         """Search by example: one of the tenant's images (`image_id`) or an image file or its
         bytes (`path`, sent and never stored), optionally with a text `query` (weighed by
@@ -139,6 +140,7 @@ class Client(ClientBase):
             text_weight=text_weight,
             image_weight=image_weight,
             include_self=include_self,
+            filter=filter,
         )
         found = self._call("POST", request.path, **request.kwargs())
         return [build(SearchResult, r) for r in found["results"]]

@@ -29,6 +29,12 @@ def test_filter_option_on_search_and_list(tmp_path: Path) -> None:
     )
     assert [i["image_id"] for i in listed] == [red]
 
+    trip = '{"metadata.album": "trip"}'
+    like = as_json(invoke("search", "--like", blue, "--include-self", "--json", *where))
+    assert {h["image_id"] for h in like} == {red, blue}
+    like = invoke("search", "--like", blue, "--include-self", "--json", "--filter", trip, *where)
+    assert [h["image_id"] for h in as_json(like)] == [red]  # by example, filtered alike
+
     bad_json = invoke("images", "list", "--filter", "{album", *where)
     assert bad_json.exit_code == 2 and "not JSON" in bad_json.stderr
     bad_field = invoke("search", "red", "--filter", '{"colour": "red"}', *where)

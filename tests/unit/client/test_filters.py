@@ -23,6 +23,8 @@ def test_sync_client_filters(vf: Client) -> None:
         up[1].image_id,
         up[0].image_id,
     ]
+    like = vf.search_similar(up[1].image_id, include_self=True, filter={"metadata.n": 1})
+    assert [h.image_id for h in like] == [up[0].image_id]  # by example, filtered alike
     with pytest.raises(ValidationAPIError) as bad:
         vf.search("red", filter={"metadata.n": {"$near": 1}})
     assert bad.value.param == "filter.metadata.n.$near"
