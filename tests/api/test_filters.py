@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import png_bytes
 from viewfinder.domain.filters import matches, parse_filter
 from viewfinder.domain.records import Exif, ImageRecord, IndexingStatus, Tag
 from viewfinder.domain.service import ImageService
@@ -147,6 +148,20 @@ def test_filtered_search_is_the_exact_top_k_among_what_passes(
     hits = client.post("/v1/images/search", headers=auth, json=body).json()["results"]
     scores = vectors[:2] @ query
     assert [h["image_id"] for h in hits] == [f"img-{i:03d}" for i in np.argsort(-scores)]
+
+    # by example too: one of the images, or an image sent along (the form's JSON field)
+    like = {"image_id": "img-299", "filter": {"metadata.keep": True}}
+    hits = client.post("/v1/images/search", headers=auth, json=like).json()["results"]
+    order = np.argsort(-(vectors[:2] @ vectors[299]))
+    assert [h["image_id"] for h in hits] == [f"img-{i:03d}" for i in order]
+    sent = client.post(
+        "/v1/images/search/image",
+        headers=auth,
+        files={"image": ("red.png", png_bytes((255, 0, 0)), "image/png")},
+        data={"filter": json.dumps({"metadata.keep": True})},
+    )
+    assert sent.status_code == 200, sent.text
+    assert {h["image_id"] for h in sent.json()["results"]} == {"img-000", "img-001"}
 
     body["filter"] = {"metadata.half": 1}  # half of them pass: the exact top 10 of those
     hits = client.post("/v1/images/search", headers=auth, json=body).json()["results"]
