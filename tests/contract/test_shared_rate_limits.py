@@ -3,6 +3,7 @@ the database); each process counts alone when sharing is off, as with the embedd
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -71,3 +72,28 @@ def test_each_process_counts_alone_when_not_shared(database: str, tmp_path: Path
         for client in (a, a, a, b, b, b):
             assert client.get("/v1/images", headers=auth).status_code == 200
         assert a.get("/v1/images", headers=auth).status_code == 429
+
+
+def test_a_new_window_starts_after_the_last_ended(database: str, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        model="fake",
+        database_url=database,
+        database_pool_size=2,
+        rate_limits={"*": "2/1s"},
+    )
+    service = build_service(settings, embedder=FakeEmbedder())
+    try:
+        service.start(single_process=False)
+        auth = {"X-Api-Key": KeyRing(service.metadata).create("acme").secret}
+        with TestClient(create_app(settings, service)) as client:
+            assert client.get("/v1/images", headers=auth).status_code == 200
+            assert client.get("/v1/images", headers=auth).status_code == 200
+            over = client.get("/v1/images", headers=auth)
+            assert over.status_code == 429 and over.headers["retry-after"] == "1"
+            time.sleep(1.05)
+            again = client.get("/v1/images", headers=auth)
+            assert again.status_code == 200
+            assert again.headers["x-ratelimit-requests-remaining"] == "1"
+    finally:
+        service.close()
