@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import Field
 
+from .domain.filters import SUMMARY as FILTER_DOC
 from .errors import ConfigurationError, IndexingTimeout, ViewfinderError
 from .mcp_similar import add_similar_tools
 
@@ -44,14 +45,6 @@ INSTRUCTIONS = (
     "a local file), find_duplicates lists near-duplicate copies."
 )
 THUMBNAIL_PX = 256  # long side of the thumbnails search results carry
-
-
-FILTER_DOC = (
-    "Only images that pass, MongoDB-style: fields metadata.<path>, upload_timestamp, "
-    "exif.taken_at (Unix seconds), file_name, tags; operators $eq (or a bare value), $ne, $in, "
-    '$nin, $gt, $gte, $lt, $lte, $exists, $contains (tags), $and, $or, $not. E.g. {"tags": '
-    '{"$contains": "dog"}, "exif.taken_at": {"$gte": 1688169600}}.'
-)
 
 
 def _mcp_server_classes() -> tuple[Any, type[Exception]]:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from .domain.filters import SUMMARY as FILTER_DOC
+
 if TYPE_CHECKING:
     from .client import Client
     from .local_client import LocalClient
@@ -63,6 +65,7 @@ def add_similar_tools(
         thumbnails: Annotated[
             bool, Field(description="Attach each result's thumbnail, to look at it.")
         ] = True,
+        filter: Annotated[dict[str, Any] | None, Field(description=FILTER_DOC)] = None,  # noqa: A002
     ) -> Any:
         if (image_id is None) == (path is None):
             raise tool_error("give exactly one of image_id and path")
@@ -71,7 +74,12 @@ def add_similar_tools(
             raise tool_error(f"no such file: {path}")
         hits = await call(
             lambda: backend.search_similar(
-                image_id, example, query=query, max_results=max_results, threshold=threshold
+                image_id,
+                example,
+                query=query,
+                max_results=max_results,
+                threshold=threshold,
+                filter=filter,
             )
         )
         shown = await call(lambda: thumbnail([h.image_id for h in hits])) if thumbnails else {}

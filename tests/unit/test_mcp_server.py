@@ -115,6 +115,12 @@ async def _exercise(session: Any, pictures: Path) -> None:
     assert [h["image_id"] for h in filtered] == [blue["image_id"]]
     listed = _payload(await session.call_tool("list_images", {"filter": no_caption}))
     assert [i["image_id"] for i in listed] == [blue["image_id"]]
+    like = {"image_id": blue["image_id"], "thumbnails": False}
+    assert [h["image_id"] for h in _payload(await session.call_tool("find_similar", like))] == [
+        red["image_id"]
+    ]
+    like["filter"] = no_caption  # red, the only other image, does not pass
+    assert _payload(await session.call_tool("find_similar", like)) == []
     bad = await session.call_tool("list_images", {"filter": {"colour": "red"}})
     assert "unknown filter field 'colour'" in _error_text(bad)
 

@@ -32,6 +32,14 @@ from ..errors import ValidationError
 from .metadata_rules import valid_unicode
 from .records import ImageRecord
 
+SUMMARY = (
+    "Only images that pass, MongoDB-style: fields metadata.<path>, upload_timestamp, "
+    "exif.taken_at (Unix seconds), file_name, tags; operators $eq (or a bare value), $ne, $in, "
+    '$nin, $gt, $gte, $lt, $lte, $exists, $contains (tags), $and, $or, $not. E.g. {"tags": '
+    '{"$contains": "dog"}, "exif.taken_at": {"$gte": 1688169600}}.'
+)
+"""The filter language in one paragraph, for tool descriptions (MCP)."""
+
 # Limits, so that one filter cannot make a query of unbounded size.
 MAX_DEPTH = 8  # nesting of $and/$or/$not
 MAX_CLAUSES = 64  # field conditions in one filter
