@@ -149,6 +149,9 @@ def test_filtered_search_is_the_exact_top_k_among_what_passes(
     scores = vectors[:2] @ query
     assert [h["image_id"] for h in hits] == [f"img-{i:03d}" for i in np.argsort(-scores)]
 
+    joined = {**body, "search_mode": "joined"}  # its wide shortlist is filtered too
+    hits = client.post("/v1/images/search", headers=auth, json=joined).json()["results"]
+    assert {h["image_id"] for h in hits} == {"img-000", "img-001"}
     # by example too: one of the images, or an image sent along (the form's JSON field)
     like = {"image_id": "img-299", "filter": {"metadata.keep": True}}
     hits = client.post("/v1/images/search", headers=auth, json=like).json()["results"]
