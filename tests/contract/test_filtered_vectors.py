@@ -88,3 +88,46 @@ def test_filtered_top_k_is_exact_on_the_approximate_index(
         )
         assert [i for i, _ in got] == [ids[n] for n in _top(data, q, passing, 10)]
     index.close()
+
+
+class _Counting:
+    """An index that records how many candidates each unfiltered search asked for."""
+
+    def __init__(self, index: ExactVectorIndex) -> None:
+        self.index = index
+        self.asked: list[int] = []
+
+    def search(self, tenant: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        self.asked.append(k)
+        return self.index.search(tenant, query, k)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.index, name)
+
+
+def test_far_passing_images_are_scored_directly_not_by_ever_wider_rounds(tmp_path: Path) -> None:
+    n, dim = 5000, 8
+    data = _vecs(n, dim)
+    q = _vecs(1, dim, seed=5)[0]
+    far = set(np.argsort(data @ q)[:12].tolist())  # the 12 images least like the query pass
+    ids = [f"i{i}" for i in range(n)]
+    index = ExactVectorIndex(tmp_path / "v", ann_threshold=0)
+    index.open("m", dim)
+    index.upsert(ids, ["t"] * n, data)
+    records = [
+        ImageRecord(i, "t", IndexingStatus.INDEXED, 0.0, metadata={"keep": m in far})
+        for m, i in enumerate(ids)
+    ]
+    counting = _Counting(index)
+    got = filtered_top_k(
+        _Metadata(records),  # type: ignore[arg-type]
+        counting,  # type: ignore[arg-type]
+        "t",
+        q,
+        10,
+        parse_filter({"metadata.keep": True}),
+        scan_limit=10,  # 12 pass: more than the direct path takes at first
+    )
+    assert [i for i, _ in got] == [ids[m] for m in _top(data, q, sorted(far), 10)]
+    assert max(counting.asked) < 1000, counting.asked  # not widened towards all 5000
+    index.close()

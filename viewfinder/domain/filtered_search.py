@@ -4,8 +4,9 @@ Two paths, picked by how many images pass (asked of the metadata store, bounded)
 - few (at most `scan_limit`): their ids go to the vector index, which scores just those
   exactly (`search_subset`: a scan of their rows, or an id expression pushed down to Milvus);
 - many: the index is searched unfiltered for a growing number of candidates, and the first k
-  that pass win. So many images pass that few rounds are needed; should the candidates run
-  out before k pass, the passing ids are scored exactly after all.
+  that pass win. So many images pass that few rounds are needed; should the rounds grow past
+  a few times `scan_limit` candidates (images that pass lie far from the query) before k
+  pass, the passing ids are scored exactly after all.
 
 Both give the same answer as scoring every passing image, which a post-filtered top k does not.
 """
@@ -24,6 +25,7 @@ from .records import IndexingStatus
 DEFAULT_SCAN_LIMIT = 2000  # passing images scored exactly by id, up to this many (bench)
 _FIRST_ROUND = 4  # candidates per wanted result in the first unfiltered round
 _GROWTH = 4
+_MAX_ROUND = 8  # candidates per `scan_limit` after which the passing ids are scored instead
 
 
 def filtered_top_k(
@@ -57,8 +59,11 @@ def filtered_top_k(
             return passing[:k]
         if wanted >= total:  # every vector was a candidate (or should have been)
             break
+        if wanted >= _MAX_ROUND * max(scan_limit, k):
+            break  # the passing images lie far from the query: scoring them all is cheaper
         wanted = min(wanted * _GROWTH, total)
-    # An approximate index may not hand out every vector: score the passing ids exactly.
+    # Rounds that ran out (or an approximate index that did not hand out every vector): score
+    # the passing ids exactly.
     everyone = metadata.filtered_ids(tenant, where, max(total, 1) * 2)
     return index.search_subset(tenant, query, k, everyone)
 
