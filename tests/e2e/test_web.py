@@ -237,6 +237,41 @@ def test_tags_on_cards_and_exif_in_the_detail(
     _shot(page, tmp_path, "detail-exif")
 
 
+def test_similar_from_the_detail_and_the_duplicates_view(
+    server: tuple[Server, str], page: Any, tmp_path: Path
+) -> None:
+    from tests.unit.client.test_similar_duplicates import COPY, PICTURE
+
+    running, key = server
+    expect = sync_api.expect
+    _sign_in(page, running.url, key)
+    files = [
+        ("red.png", png_bytes((255, 0, 0))),
+        ("dark.png", png_bytes((200, 20, 0))),
+        ("blue.png", png_bytes((0, 0, 255))),
+        ("picture.png", PICTURE),
+        ("copy.jpg", COPY),
+    ]
+    page.set_input_files(
+        "#file-input",
+        files=[{"name": n, "mimeType": "image/png", "buffer": b} for n, b in files],
+    )
+    expect(page.locator(".card .badge", has_text="indexed")).to_have_count(len(files))
+    page.locator(".card", has_text="red.png").click()
+    with page.expect_request("**/v1/images/search") as sent:
+        page.click("#similar-button")
+    assert "image_id" in sent.value.post_data_json
+    expect(page.locator("#grid-title")).to_contain_text("for “like red.png”")
+    expect(page.locator(".card").first).to_contain_text("dark.png")
+    expect(page.locator(".card", has_text="red.png")).to_have_count(0)  # itself left out
+    page.click("#duplicates-button")
+    first = page.locator(".dup-group").first
+    expect(first.locator(".card")).to_have_count(2)  # uploaded concurrently: either order
+    expect(first.locator(".card", has_text="picture.png")).to_have_count(1)
+    expect(first.locator(".card", has_text="copy.jpg")).to_have_count(1)
+    _shot(page, tmp_path, "duplicates")
+
+
 def test_many_uploads_are_one_line_with_details(
     server: tuple[Server, str], page: Any, tmp_path: Path
 ) -> None:

@@ -497,7 +497,7 @@ async function deleteCurrent() {
   }
   $("detail").close();
   state.images = state.images.filter((im) => im.image_id !== image.image_id);
-  render();
+  if (state.mode === "duplicates") showDuplicates(); else render();
   toast(`Deleted ${name}`, "info");
   refreshCounts().catch(handle);
 }
@@ -676,6 +676,8 @@ function init() {
   });
   $("detail-close").addEventListener("click", () => $("detail").close());
   $("delete-button").addEventListener("click", deleteCurrent);
+  $("similar-button").addEventListener("click", searchSimilar);
+  $("duplicates-button").addEventListener("click", showDuplicates);
   $("detail").addEventListener("click", (e) => { if (e.target === $("detail")) $("detail").close(); });
 
   if (state.key) signIn(state.key);
