@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from tests.conftest import png_bytes
+from viewfinder.domain.keys import KeyRing
 from viewfinder.domain.service import ImageService
 from viewfinder.indexing.worker import IndexingWorker
 
@@ -103,7 +104,17 @@ def test_near_duplicates_group_a_resized_copy(
     assert turned not in {d["image_id"] for d in found}
 
 
-def test_duplicates_of_an_unknown_image_is_404(client: TestClient, auth: dict[str, str]) -> None:
+def test_duplicates_stay_within_a_tenant(
+    client: TestClient, auth: dict[str, str], worker: IndexingWorker, service: ImageService
+) -> None:
     r = client.get("/v1/images/nope/duplicates", headers=auth)
     assert r.status_code == 404
     assert client.get("/v1/duplicates", headers=auth).json() == {"results": []}
+    mine = _upload(client, auth, [encoded(gradient())])[0]
+    other = {"X-Api-Key": KeyRing(service.metadata).create("globex").secret}
+    theirs = _upload(client, other, [encoded(gradient())], dedupe=True)[0]
+    assert "duplicate_of" not in theirs and theirs["image_id"] != mine["image_id"]
+    worker.drain()
+    assert client.get("/v1/duplicates", headers=auth).json() == {"results": []}
+    r = client.get(f"/v1/images/{mine['image_id']}/duplicates", headers=other)
+    assert r.status_code == 404
