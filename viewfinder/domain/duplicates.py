@@ -128,12 +128,15 @@ def duplicate_groups(
                 if link(records[image_id], other, cosine, limits) is not None:
                     key = (min(image_id, other_id), max(image_id, other_id))
                     links[key] = min(links.get(key, 1.0), float(cosine))
-    groups = []
-    for members in group_pairs(links):
-        inside = set(members)
-        lowest = min(s for (a, b), s in links.items() if a in inside and b in inside)
-        ordered = sorted((records[m] for m in members), key=_age)
-        groups.append(DuplicateGroup(ordered, lowest))
+    joined = group_pairs(links)
+    group_of = {m: n for n, members in enumerate(joined) for m in members}
+    lowest = [1.0] * len(joined)
+    for (a, _), cosine in links.items():  # one pass: each link lies inside its group
+        lowest[group_of[a]] = min(lowest[group_of[a]], cosine)
+    groups = [
+        DuplicateGroup(sorted((records[m] for m in members), key=_age), lowest[n])
+        for n, members in enumerate(joined)
+    ]
     groups.sort(key=lambda g: (-len(g.records), -g.similarity, _age(g.records[0])))
     return groups
 
