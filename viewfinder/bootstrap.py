@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.duplicates import DuplicateLimits
-from .domain.fetch import FetchPolicy, UrlFetcher
 from .domain.fetch_pool import FetchLimits, FetchPool
 from .domain.ingest import DecodeBudget, IngestLimits, return_freed_pixels_to_the_os
 from .domain.metadata_rules import MetadataLimits
@@ -21,6 +21,9 @@ from .embedders.tags import TagLimits
 from .indexing.worker import WorkerOptions
 from .stores.factory import is_multi_process, open_stores, open_vectors, promote_vectors
 from .stores.ownership import DataDirLock
+
+if TYPE_CHECKING:
+    from .domain.fetch import UrlFetcher
 
 
 def build_service(settings: Settings, embedder: Embedder | None = None) -> ImageService:
@@ -44,15 +47,8 @@ def _assemble(
     settings: Settings, embedder: Embedder | None, owner: DataDirLock | None
 ) -> ImageService:
     metadata, blobs, vectors = open_stores(settings)
-    fetcher = UrlFetcher(
-        FetchPolicy(
-            allow_private=settings.fetch_allow_private,
-            timeout_s=settings.fetch_timeout_s,
-            max_bytes=settings.max_file_bytes,
-        )
-    )
     fetches = FetchPool(
-        fetcher,
+        lambda: _url_fetcher(settings),
         FetchLimits(
             threads=settings.fetch_threads,
             per_request=settings.fetch_per_request,
@@ -93,6 +89,20 @@ def _assemble(
             neighbours=settings.duplicate_neighbours,
             max_images=settings.duplicate_max_images,
         ),
+    )
+
+
+def _url_fetcher(settings: Settings) -> UrlFetcher:
+    """The fetcher of image URLs, made on the first URL upload: it imports httpx and httpcore,
+    a tenth of a second that most commands (a local search) never need."""
+    from .domain.fetch import FetchPolicy, UrlFetcher
+
+    return UrlFetcher(
+        FetchPolicy(
+            allow_private=settings.fetch_allow_private,
+            timeout_s=settings.fetch_timeout_s,
+            max_bytes=settings.max_file_bytes,
+        )
     )
 
 

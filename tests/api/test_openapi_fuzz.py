@@ -129,7 +129,7 @@ def fuzzed(settings: Settings, service: ImageService, fuzz_key: str) -> Iterator
     routes answer 200 with real bodies too, not only 4xx for generated ids."""
     service.fetches.close()  # generated URLs are refused without any DNS lookup
     service.fetches = FetchPool(
-        UrlFetcher(FetchPolicy(timeout_s=1.0), resolver=no_dns), FetchLimits(deadline_s=2.0)
+        lambda: UrlFetcher(FetchPolicy(timeout_s=1.0), resolver=no_dns), FetchLimits(deadline_s=2.0)
     )
     app = create_app(settings, service)
     with TestClient(app) as client:

@@ -32,34 +32,83 @@ error of the same meaning, so `except errors.NotFound` catches a remote and a lo
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ..errors import IndexingTimeout
-from ._async import AsyncClient
-from ._base import DEFAULT_URL
-from ._errors import (
-    AuthenticationAPIError,
-    NotFoundAPIError,
-    PermissionAPIError,
-    RateLimitAPIError,
-    ServerAPIError,
-    ValidationAPIError,
-    ViewfinderAPIError,
-    ViewfinderConnectionError,
-)
-from ._models import (
-    DeleteResult,
-    Duplicate,
-    DuplicateGroup,
-    Exif,
-    Gps,
-    Image,
-    SearchResult,
-    Status,
-    Switch,
-    Tag,
-    UploadResult,
-)
-from ._sync import Client
-from ._uploads import ImageInput, Metadata
+
+if TYPE_CHECKING:
+    from ._async import AsyncClient
+    from ._base import DEFAULT_URL
+    from ._errors import (
+        AuthenticationAPIError,
+        NotFoundAPIError,
+        PermissionAPIError,
+        RateLimitAPIError,
+        ServerAPIError,
+        ValidationAPIError,
+        ViewfinderAPIError,
+        ViewfinderConnectionError,
+    )
+    from ._models import (
+        DeleteResult,
+        Duplicate,
+        DuplicateGroup,
+        Exif,
+        Gps,
+        Image,
+        SearchResult,
+        Status,
+        Switch,
+        Tag,
+        UploadResult,
+    )
+    from ._sync import Client
+    from ._uploads import ImageInput, Metadata
+
+# The module each public name comes from, imported on first use (PEP 562): `LocalClient`
+# shares the result types but never speaks HTTP, so a local `viewfinder search` must not pay
+# for importing httpx (a tenth of a second) through the clients and their errors.
+_SOURCES = {
+    "AsyncClient": "_async",
+    "DEFAULT_URL": "_base",
+    "AuthenticationAPIError": "_errors",
+    "NotFoundAPIError": "_errors",
+    "PermissionAPIError": "_errors",
+    "RateLimitAPIError": "_errors",
+    "ServerAPIError": "_errors",
+    "ValidationAPIError": "_errors",
+    "ViewfinderAPIError": "_errors",
+    "ViewfinderConnectionError": "_errors",
+    "DeleteResult": "_models",
+    "Duplicate": "_models",
+    "DuplicateGroup": "_models",
+    "Exif": "_models",
+    "Gps": "_models",
+    "Image": "_models",
+    "SearchResult": "_models",
+    "Status": "_models",
+    "Switch": "_models",
+    "Tag": "_models",
+    "UploadResult": "_models",
+    "Client": "_sync",
+    "ImageInput": "_uploads",
+    "Metadata": "_uploads",
+}
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{source}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "DEFAULT_URL",

@@ -5,6 +5,9 @@ run on one bounded pool of dedicated threads; an HTTP upload awaits them without
 thread at all (`fetch_all_async`), other callers block (`fetch_all`). Within one upload at
 most `per_request` URLs are in flight, and all of them share one deadline: what is not
 fetched by then fails alone, and the upload answers.
+
+The fetcher (fetch.py, and with it httpx and httpcore) is made on the first fetch, so a process
+that never fetches a URL, such as a local `viewfinder search`, never imports the HTTP stack.
 """
 
 from __future__ import annotations
@@ -13,17 +16,20 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
 
 from ..errors import FetchError
-from .fetch import Fetched, UrlFetcher, shown_url
+
+if TYPE_CHECKING:
+    from .fetch import Fetched, UrlFetcher
 
 logger = logging.getLogger(__name__)
 
-FetchOutcome = Fetched | FetchError
+FetchOutcome = Union["Fetched", FetchError]  # noqa: UP007  (a name imported for typing only)
 """What became of one URL: its body, or why there is none."""
 
 
@@ -39,11 +45,14 @@ class FetchLimits:
 class FetchPool:
     """Runs URL fetches for many uploads at once under `FetchLimits`; thread-safe."""
 
-    def __init__(self, fetcher: UrlFetcher, limits: FetchLimits) -> None:
-        """`fetcher` applies the per-URL guards and time limit; the pool owns and closes it."""
+    def __init__(self, make_fetcher: Callable[[], UrlFetcher], limits: FetchLimits) -> None:
+        """`make_fetcher` gives the fetcher applying the per-URL guards and time limit, called
+        on the first fetch; the pool owns and closes that fetcher."""
         if limits.threads < 1 or limits.per_request < 1:
             raise ValueError("fetch threads and per-request fetches must be at least 1")
-        self.fetcher = fetcher
+        self._make_fetcher = make_fetcher
+        self._fetcher: UrlFetcher | None = None
+        self._fetcher_lock = threading.Lock()
         self.limits = limits
         self._executor = ThreadPoolExecutor(
             max_workers=limits.threads, thread_name_prefix="viewfinder-fetch"
@@ -73,14 +82,24 @@ class FetchPool:
     def close(self) -> None:
         """Stop taking fetches and release the threads and the fetcher."""
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.fetcher.close()
+        with self._fetcher_lock:
+            if self._fetcher is not None:
+                self._fetcher.close()
 
     def _start(self, urls: Sequence[str]) -> _Batch:
         # a time.monotonic() instant, as UrlFetcher.fetch takes its deadline
         batch = _Batch(list(urls), time.monotonic() + self.limits.deadline_s)
-        for _ in range(min(self.limits.per_request, len(batch.urls))):
-            batch.runners.append(self._executor.submit(batch.run, self.fetcher))
+        if batch.urls:
+            fetcher = self._fetcher_made()
+            for _ in range(min(self.limits.per_request, len(batch.urls))):
+                batch.runners.append(self._executor.submit(batch.run, fetcher))
         return batch
+
+    def _fetcher_made(self) -> UrlFetcher:
+        with self._fetcher_lock:
+            if self._fetcher is None:
+                self._fetcher = self._make_fetcher()
+            return self._fetcher
 
 
 class _Batch:
@@ -114,8 +133,8 @@ class _Batch:
             except FetchError as exc:
                 outcome = exc
             except Exception:  # a URL the fetcher chokes on fails alone, not the upload
-                logger.exception("fetching %s failed unexpectedly", shown_url(self.urls[n]))
-                outcome = FetchError(f"could not fetch {shown_url(self.urls[n])}")
+                logger.exception("fetching %s failed unexpectedly", _shown(self.urls[n]))
+                outcome = FetchError(f"could not fetch {_shown(self.urls[n])}")
             with self._lock:
                 if not self._finished:
                     self._outcomes[n] = outcome
@@ -131,8 +150,15 @@ class _Batch:
             outcome
             if outcome is not None
             else FetchError(
-                f"could not fetch {shown_url(url)}: not fetched within the upload's time for "
+                f"could not fetch {_shown(url)}: not fetched within the upload's time for "
                 "its URLs (VIEWFINDER_FETCH_DEADLINE_S)"
             )
             for url, outcome in zip(self.urls, outcomes, strict=True)
         ]
+
+
+def _shown(url: str) -> str:
+    """`fetch.shown_url`; only called once a fetcher exists, so fetch.py is loaded already."""
+    from .fetch import shown_url
+
+    return shown_url(url)

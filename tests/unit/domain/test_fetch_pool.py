@@ -24,7 +24,7 @@ def server() -> Iterator[SlowServer]:
 
 
 def pool(**limits: float) -> FetchPool:
-    return FetchPool(UrlFetcher(PRIVATE), FetchLimits(**limits))  # type: ignore[arg-type]
+    return FetchPool(lambda: UrlFetcher(PRIVATE), FetchLimits(**limits))  # type: ignore[arg-type]
 
 
 def in_background(p: FetchPool, urls: list[str], into: list[list[object]]) -> threading.Thread:
@@ -120,7 +120,7 @@ class HoldingFetcher(UrlFetcher):
 def test_a_queued_upload_gives_up_at_its_deadline() -> None:
     # One thread, held by another upload: this one never starts, and says so in time.
     fetcher = HoldingFetcher()
-    p = FetchPool(fetcher, FetchLimits(threads=1, per_request=1, deadline_s=0.3))
+    p = FetchPool(lambda: fetcher, FetchLimits(threads=1, per_request=1, deadline_s=0.3))
     try:
         blocker = threading.Thread(target=p.fetch_all, args=(["http://a.example/held"],))
         blocker.start()
@@ -172,3 +172,25 @@ def test_a_url_the_fetcher_chokes_on_fails_alone(server: SlowServer) -> None:
 def test_limits_must_allow_a_fetch() -> None:
     with pytest.raises(ValueError):
         pool(threads=0)
+
+
+def test_the_fetcher_is_made_on_the_first_url_once() -> None:
+    # made lazily: a process that fetches no URL never imports the HTTP stack (fetch_pool.py)
+    made: list[HoldingFetcher] = []
+
+    def make() -> HoldingFetcher:
+        made.append(HoldingFetcher())
+        return made[-1]
+
+    p = FetchPool(make, FetchLimits(threads=2, per_request=2, deadline_s=5.0))
+    try:
+        assert p.fetch_all([]) == [] and not made  # an upload of files only
+        p.fetch_all(["http://a.example/1.png", "http://b.example/2.png"])
+        p.fetch_all(["http://c.example/3.png"])
+    finally:
+        p.close()
+    assert len(made) == 1 and sorted(made[0].calls) == [
+        "http://a.example/1.png",
+        "http://b.example/2.png",
+        "http://c.example/3.png",
+    ]
