@@ -184,7 +184,8 @@ class Settings(BaseSettings):
         20_000,
         ge=1,
         description="`GET /v1/duplicates` groups the tenant's newest this many indexed images "
-        "(with their neighbours among all); one k-NN search each.",
+        "(with their neighbours among all; a tenant within it is compared by matrix products, "
+        "a larger one by a k-NN search per image).",
     )
     blob_grace_s: float = Field(
         3600.0,
