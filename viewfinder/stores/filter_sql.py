@@ -9,19 +9,34 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..domain.filters import And, Compare, Filter, Not, Or
+from .image_meta_sql import side_table_path
 
 Dialect = Literal["sqlite", "postgres"]
 
 _SQL_OPS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _COLUMNS = {"upload_timestamp": "upload_ts", "taken_at": "taken_at", "file_name": "file_name"}
+# SQLite metadata that is not valid JSON reads as `{}`: one bad row never fails a listing
+_SQLITE_METADATA = "(CASE WHEN json_valid(metadata) THEN metadata ELSE '{}' END)"
+# PostgreSQL: the same, and the expression its GIN index is built on (stores/image_meta_sql.py)
+_POSTGRES_METADATA = "viewfinder_metadata(metadata)"
+SELECTIVE_ROWS = 5000
+# counts the rows of a query (SQL, parameters), stopping at `limit`
+Estimate = Callable[[str, list[Any]], int]
+_SIDE_TABLE_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte", "$exists")
 
 
 class _Compiler:
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(
+        self, dialect: Dialect, tenant: str | None, estimate: Estimate | None = None
+    ) -> None:
         self.dialect = dialect
+        self.tenant = tenant
+        self.estimate = estimate
+        self.indexed = False  # the last condition compiled is an id IN (few image_meta rows)
         self.params: list[Any] = []
         self.mark = "?" if dialect == "sqlite" else "%s"
 
@@ -36,10 +51,25 @@ class _Compiler:
             return "(" + " OR ".join(self.node(i) for i in node.items) + ")"
         if isinstance(node, Not):
             return f"(NOT {self.node(node.item)})"
-        if node.field.kind in _COLUMNS:
-            # never NULL as written; left bare so that an index on the column can serve it
+        if self.bare(node):
             return f"({self.compare(node)})"
         return self.never_null(self.compare(node))
+
+    def bare(self, node: Compare) -> bool:
+        """Whether the condition, as compiled, is never NULL and is best left unwrapped: an
+        index serves it (a column, SQLite's image_meta, PostgreSQL's metadata GIN index)."""
+        if node.field.kind in _COLUMNS or self.side_table(node) is not None:
+            return True
+        postgres_metadata = self.dialect == "postgres" and node.field.kind == "metadata"
+        return postgres_metadata and node.op in ("$eq", "$in")
+
+    def side_table(self, node: Compare) -> str | None:
+        """The `image_meta` path serving this condition (SQLite, tenant known), else None."""
+        if self.dialect != "sqlite" or self.tenant is None or node.field.kind != "metadata":
+            return None
+        if node.op not in _SIDE_TABLE_OPS:
+            return None
+        return side_table_path(node.field.path)
 
     def never_null(self, sql: str) -> str:
         false = "0" if self.dialect == "sqlite" else "false"
@@ -50,11 +80,16 @@ class _Compiler:
         if op in ("$ne", "$nin"):
             positive = Compare(node.field, "$eq" if op == "$ne" else "$in", value)
             return f"NOT {self.never_null(self.compare(positive))}"
+        if op == "$in" and not value:
+            return "1 = 0"
+        path = self.side_table(node)
+        if path is not None:
+            return self.sqlite_side_table(path, op, value)
         if op == "$in":
-            if not value:
-                return "1 = 0"
+            parts = [Compare(node.field, "$eq", v) for v in value]
             return " OR ".join(
-                f"({self.never_null(self.compare(Compare(node.field, '$eq', v)))})" for v in value
+                f"({self.compare(p) if self.bare(p) else self.never_null(self.compare(p))})"
+                for p in parts
             )
         kind = node.field.kind
         if kind == "tags":
@@ -89,24 +124,61 @@ class _Compiler:
             )
         return f"COALESCE(tags, '[]')::jsonb @> {self.bind(json.dumps([{'name': value}]))}::jsonb"
 
+    # SQLite, image_meta (stores/image_meta_sql.py): `txt` holds only strings and `num` only
+    # numbers, so a comparison there holds between values of one type, as in the evaluator.
+    # Few matching rows (counted, up to SELECTIVE_ROWS): the image id IN an uncorrelated
+    # subquery, from which SQLite can start; many: a probe per image, so that a scan that
+    # finds enough images early stops early.
+    def sqlite_side_table(self, path: str, op: str, value: Any) -> str:
+        tests: list[tuple[str, list[Any]]] = []
+        if op == "$exists":
+            tests.append(("1 = 1", []))
+        else:
+            sql_op = "=" if op in ("$eq", "$in") else _SQL_OPS[op]
+            for v in value if op == "$in" else [value]:
+                if isinstance(v, bool):
+                    tests.append((f"vtype = '{'true' if v else 'false'}'", []))
+                else:
+                    tests.append((f"{'txt' if isinstance(v, str) else 'num'} {sql_op} ?", [v]))
+        rows = " UNION ALL ".join(
+            f"SELECT image_id FROM image_meta WHERE tenant = ? AND path = ? AND {t}"
+            for t, _ in tests
+        )
+        params = [p for _, ps in tests for p in [self.tenant, path, *ps]]
+        if self.estimate is not None and self.estimate(rows, params) < SELECTIVE_ROWS:
+            self.params.extend(params)
+            found = f"image_id IN ({rows})"
+            self.indexed = op != "$exists" or bool(value)
+        else:
+            self.params.append(path)
+            self.params.extend(p for _, ps in tests for p in ps)
+            found = (
+                "EXISTS (SELECT 1 FROM image_meta AS m WHERE m.image_id = images.image_id "
+                f"AND m.path = ? AND ({' OR '.join(t for t, _ in tests)}))"
+            )
+        return found if op != "$exists" or value else f"NOT ({found})"
+
     # SQLite: json_type says the JSON type ('text', 'integer', 'real', 'true', ...), so a
     # comparison only holds between values of one type, as in the reference evaluator.
     def sqlite_json(self, path: tuple[str, ...], op: str, value: Any) -> str:
         json_path = "$" + "".join(f'."{p}"' for p in path)
 
         def kind() -> str:  # bound once per use: parameters are positional
-            return f"json_type(metadata, {self.bind(json_path)})"
+            return f"json_type({_SQLITE_METADATA}, {self.bind(json_path)})"
 
         if op == "$exists":
             return f"{kind()} IS {'NOT ' if value else ''}NULL"
         if op == "$contains":
             array = kind()
-            elements = f"json_each(metadata, {self.bind(json_path)})"
+            elements = f"json_each({_SQLITE_METADATA}, {self.bind(json_path)})"
             test = self.sqlite_typed(lambda: "type", lambda: "value", "=", value)
             return f"{array} = 'array' AND EXISTS (SELECT 1 FROM {elements} WHERE {test})"
         sql_op = "=" if op == "$eq" else _SQL_OPS[op]
         return self.sqlite_typed(
-            kind, lambda: f"json_extract(metadata, {self.bind(json_path)})", sql_op, value
+            kind,
+            lambda: f"json_extract({_SQLITE_METADATA}, {self.bind(json_path)})",
+            sql_op,
+            value,
         )
 
     def sqlite_typed(
@@ -122,14 +194,21 @@ class _Compiler:
 
     def postgres_json(self, path: tuple[str, ...], op: str, value: Any) -> str:
         def target() -> str:  # bound once per use: parameters are positional
-            return f"(metadata::jsonb #> {self.bind(list(path))}::text[])"
+            return f"({_POSTGRES_METADATA} #> {self.bind(list(path))}::text[])"
 
         if op == "$exists":
             return f"{target()} IS {'NOT ' if value else ''}NULL"
         if op == "$contains":
             return f"{target()} @> {self.bind(json.dumps([value]))}::jsonb"
-        if op == "$eq":  # jsonb equality: same type, numbers compared as numbers
-            return f"{target()} = {self.bind(json.dumps(value))}::jsonb"
+        if op == "$eq":
+            # containment, which the GIN index answers, then jsonb equality (same type, numbers
+            # compared as numbers), which alone decides: an array holding the value contains it
+            document: Any = value
+            for key in reversed(path):
+                document = {key: document}
+            contains = f"{_POSTGRES_METADATA} @> {self.bind(json.dumps(document))}::jsonb"
+            equal = f"{target()} = {self.bind(json.dumps(value))}::jsonb"
+            return f"{contains} AND {self.never_null(equal)}"
         sql_op = _SQL_OPS[op]
         if isinstance(value, str):
             return (
@@ -143,8 +222,35 @@ class _Compiler:
         )
 
 
-def compile_filter(node: Filter, dialect: Dialect) -> tuple[str, list[Any]]:
+def compile_filter(
+    node: Filter, dialect: Dialect, tenant: str | None = None
+) -> tuple[str, list[Any]]:
     """A WHERE-clause fragment (never NULL) and its parameters, in order."""
-    compiler = _Compiler(dialect)
+    compiler = _Compiler(dialect, tenant)
     sql = compiler.node(node)
     return sql, compiler.params
+
+
+@dataclass(frozen=True)
+class SqliteFilter:
+    sql: str
+    params: list[Any]
+    driven: bool  # a top-level condition picks few image ids: start from them
+
+
+def compile_sqlite_filter(node: Filter, tenant: str, estimate: Estimate) -> SqliteFilter:
+    """The filter for a query on `images` of one tenant, its metadata conditions read from
+    `image_meta`. When `driven`, the query should write `+tenant` and `+status` so that
+    SQLite starts from the few ids (without statistics it would rather walk an index of
+    `images`)."""
+    compiler = _Compiler("sqlite", tenant, estimate)
+    driven = False
+    top = node.items if isinstance(node, And) else (node,)
+    parts = []
+    for item in top:
+        compiler.indexed = False
+        parts.append(compiler.node(item))
+        driven = driven or (
+            isinstance(item, Compare) and item.op in _SIDE_TABLE_OPS and compiler.indexed
+        )
+    return SqliteFilter("(" + " AND ".join(parts) + ")", compiler.params, driven)

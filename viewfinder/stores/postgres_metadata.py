@@ -30,6 +30,7 @@ from . import reembed_leases_sql as reembed_sql
 from .filter_sql import compile_filter
 from .image_counts_sql import POSTGRES_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
+from .image_meta_sql import POSTGRES_MIGRATION as IMAGE_META_MIGRATION
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import PostgresInPlaceFilesSql
 from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
@@ -112,6 +113,8 @@ MIGRATIONS: list[str] = [
     PHASH_MIGRATION,
     # Re-embedding shared by the workers during a model switch (stores/reembed_leases_sql.py).
     reembed_sql.MIGRATION,
+    # A GIN index on the metadata, for fast selective filters (stores/image_meta_sql.py).
+    IMAGE_META_MIGRATION,
 ]
 
 # Any constant works; it only has to be the same in every process migrating this database.

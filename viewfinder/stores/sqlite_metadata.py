@@ -16,9 +16,10 @@ from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
-from .filter_sql import compile_filter
+from .filter_sql import SELECTIVE_ROWS, compile_sqlite_filter
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
+from .image_meta_sql import SQLITE_MIGRATION as IMAGE_META_MIGRATION
 from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import InPlaceFilesSql
 from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
@@ -92,6 +93,8 @@ MIGRATIONS: list[str] = [
     TAGS_EXIF_MIGRATION,
     # The perceptual hash of each image, for near-duplicates (stores/perceptual_hash_sql.py).
     PHASH_MIGRATION,
+    # Metadata flattened into indexed rows, for fast selective filters (stores/image_meta_sql.py).
+    IMAGE_META_MIGRATION,
 ]
 
 _IMAGE_COLUMNS = (
@@ -304,22 +307,38 @@ class SqliteMetadataStore(InPlaceFilesSql):
     def list_images(
         self, tenant: str, limit: int, offset: int, where: Filter | None = None
     ) -> list[ImageRecord]:
-        clause, params = ("1 = 1", []) if where is None else compile_filter(where, "sqlite")
+        where_sql, params = self._where(tenant, where)
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = ? AND {clause} "
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE {where_sql} "
             "ORDER BY upload_ts DESC, rowid DESC LIMIT ? OFFSET ?",
-            (tenant, *params, limit, offset),
+            (*params, limit, offset),
         )
         return [_record(r) for r in rows]
 
     def filtered_ids(self, tenant: str, where: Filter, limit: int) -> list[str]:
-        clause, params = compile_filter(where, "sqlite")
+        where_sql, params = self._where(tenant, where, int(IndexingStatus.INDEXED))
         rows = self._query(
-            f"SELECT image_id FROM images WHERE tenant = ? AND status = ? "
-            f"AND {clause} LIMIT ?",
-            (tenant, int(IndexingStatus.INDEXED), *params, limit),
+            f"SELECT image_id FROM images WHERE {where_sql} LIMIT ?", (*params, limit)
         )
         return [r["image_id"] for r in rows]
+
+    def _where(
+        self, tenant: str, where: Filter | None, status: int | None = None
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause on `images` for one tenant (and status) and a filter."""
+        if where is None:
+            clause, params, driven = "1 = 1", [], False
+        else:
+            compiled = compile_sqlite_filter(where, tenant, self._count_rows)
+            clause, params, driven = compiled.sql, compiled.params, compiled.driven
+        plus = "+" if driven else ""
+        head = f"{plus}tenant = ?" + ("" if status is None else f" AND {plus}status = ?")
+        head_params = [tenant] + ([] if status is None else [status])
+        return f"{head} AND {clause}", head_params + params
+
+    def _count_rows(self, sql: str, params: list[Any]) -> int:
+        rows = self._query(f"SELECT count(*) FROM ({sql} LIMIT {SELECTIVE_ROWS})", params)
+        return int(rows[0][0])
 
     def delete_image(
         self, tenant: str, image_id: str, now: float | None = None
