@@ -12,12 +12,15 @@ from .. import __version__
 from ..config import Settings
 from ..domain.keys import KeyRing
 from ..domain.metadata_rules import MetadataLimits
+from ..domain.readiness import Readiness, service_checks
 from ..domain.service import ImageService
 from ..domain.signing import UrlSigner, load_or_create_secret
 from ..indexing.worker import WorkerPool
 from .deps import AppContext
 from .docs import install_docs
 from .errors import install_error_handlers
+from .health import health_router
+from .metrics import Metrics, MetricsMiddleware
 from .middleware import EdgeMiddleware
 from .openapi import install_openapi
 from .ratelimit import rate_limiter
@@ -35,6 +38,15 @@ def create_app(
     workers: WorkerPool | None = None,
 ) -> FastAPI:
     """Build the ASGI app over a started service; `workers` run for the app's lifetime."""
+    readiness = Readiness(
+        service_checks(service, settings.readiness_timeout_s), settings.readiness_timeout_s
+    )
+    metrics = None
+    if settings.metrics:
+        last_batch = (lambda: workers.last_batch_at) if workers is not None else None
+        metrics = Metrics(service, last_batch_at=last_batch)
+        if workers is not None:
+            workers.observe(metrics.batch_indexed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,6 +57,9 @@ def create_app(
         finally:
             if workers is not None:
                 workers.stop()
+            readiness.close()
+            if metrics is not None:
+                metrics.close()
 
     uploads = UploadRules(
         max_images=settings.max_images_per_request,
@@ -73,6 +88,7 @@ def create_app(
         uploads=uploads,
     )
     install_error_handlers(app)
+    app.include_router(health_router(readiness, metrics))
     app.include_router(router, prefix="/v1")
     # The hosted API once served the same routes without /v1.
     app.include_router(router, include_in_schema=False)
@@ -86,4 +102,6 @@ def create_app(
         max_request_bytes=settings.max_request_bytes,
         max_json_body_bytes=settings.max_json_body_bytes,
     )
+    if metrics is not None:  # outermost: it sees every answer, the edge's 413s and 500s too
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

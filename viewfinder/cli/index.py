@@ -167,6 +167,7 @@ def index(
         from .in_place import index_in_place
 
         with open_backend(None, api_key, data_dir, tenant, model) as here:
+            _load_model(here)  # type: ignore[arg-type]
             status = index_in_place(here, files, paths, progress)  # type: ignore[arg-type]
         if status:
             sys.exit(status)

@@ -110,12 +110,28 @@ def _generation(name: str) -> int:
 
 def _connect(target: MilvusTarget) -> MilvusClient:
     try:
-        return MilvusClient(uri=target.uri, token=target.token, db_name=target.db_name, timeout=30)
+        return MilvusClient(
+            uri=target.uri,
+            token=target.token,
+            db_name=target.db_name,
+            timeout=30,
+            grpc_options=_GRPC_OPTIONS,
+        )
     except MilvusException as exc:
         raise ConfigurationError(
             f"cannot connect to Milvus at {target.uri}: {exc.message}; check "
             "VIEWFINDER_VECTOR_URL and VIEWFINDER_MILVUS_TOKEN"
         ) from exc
+
+
+# pymilvus pings every 10 s even on an idle channel; gRPC servers that keep the library's
+# default ping policy (Milvus Lite among them) answer that with GOAWAY "too_many_pings", and
+# the shared channel pymilvus caches for the address is dead from then on. Ping only while a
+# call is in flight, and no more often than such servers accept (5 minutes).
+_GRPC_OPTIONS = {
+    "grpc.keepalive_time_ms": 330_000,
+    "grpc.keepalive_permit_without_calls": 0,
+}
 
 
 def _active_collection(client: MilvusClient, alias: str) -> str | None:
