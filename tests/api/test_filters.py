@@ -100,6 +100,9 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ({"$not": {"$or": [{"tags": "red"}, {"file_name": {"$exists": False}}]}}, "b"),
     ({"metadata.album": "trip", "tags": "red"}, "a"),
     ({"metadata.missing": {"$in": []}}, ""),
+    ({}, "abcd"),  # no condition: every image (the fuzz found `{}` compiled to broken SQL)
+    ({"$not": {}}, ""),
+    ({"metadata.album": "trip", "$or": [{}, {"tags": "red"}]}, "ac"),
 ]
 
 

@@ -29,6 +29,10 @@ Estimate = Callable[[str, list[Any]], int]
 _SIDE_TABLE_OPS = ("$eq", "$in", "$gt", "$gte", "$lt", "$lte", "$exists")
 
 
+_TRUE = "(1 = 1)"
+_FALSE = "(1 = 0)"
+
+
 class _Compiler:
     def __init__(
         self, dialect: Dialect, tenant: str | None, estimate: Estimate | None = None
@@ -45,10 +49,15 @@ class _Compiler:
         return self.mark
 
     def node(self, node: Filter) -> str:
+        # An empty $and (the filter `{}`) holds for every image, an empty $or for none.
         if isinstance(node, And):
-            return "(" + " AND ".join(self.node(i) for i in node.items) + ")"
+            return (
+                "(" + " AND ".join(self.node(i) for i in node.items) + ")" if node.items else _TRUE
+            )
         if isinstance(node, Or):
-            return "(" + " OR ".join(self.node(i) for i in node.items) + ")"
+            return (
+                "(" + " OR ".join(self.node(i) for i in node.items) + ")" if node.items else _FALSE
+            )
         if isinstance(node, Not):
             return f"(NOT {self.node(node.item)})"
         if self.bare(node):
@@ -253,4 +262,5 @@ def compile_sqlite_filter(node: Filter, tenant: str, estimate: Estimate) -> Sqli
         driven = driven or (
             isinstance(item, Compare) and item.op in _SIDE_TABLE_OPS and compiler.indexed
         )
-    return SqliteFilter("(" + " AND ".join(parts) + ")", compiler.params, driven)
+    sql = "(" + " AND ".join(parts) + ")" if parts else _TRUE
+    return SqliteFilter(sql, compiler.params, driven)
