@@ -4,7 +4,11 @@
 
 Starts a real `viewfinder serve` process. Ingest: uploads images (coco_mini when present,
 else generated photos-like noise) in requests of 16 from 4 client threads and times until
-every one is indexed. Search: seeds the store up to --vectors indexed images (random unit
+every one is indexed; the request bodies are encoded before the clock starts, since the client
+shares this machine's cores with the server (a real client is elsewhere). The bare model loop (decode and embed the same images in batches of 16,
+in this process, nothing else) is timed in the same run: HTTP ingest is reported as a share
+of it. The bare loop runs before and after the HTTP run and the two are averaged, so a machine
+whose speed drifts (a shared host) skews the share less; both are reported. Search: seeds the store up to --vectors indexed images (random unit
 vectors, inserted through the store protocols), then times --queries searches over HTTP.
 Prints the figures and writes bench/results/ingest_search.json.
 """
@@ -35,7 +39,11 @@ from tests.e2e.server import Server, cli  # noqa: E402
 from viewfinder.bootstrap import build_service  # noqa: E402
 from viewfinder.config import Settings  # noqa: E402
 from viewfinder.domain.records import ImageRecord, IndexingStatus  # noqa: E402
+from viewfinder.domain.ingest import IngestLimits, decode_rgb  # noqa: E402
 from viewfinder.embedders.base import l2_normalize  # noqa: E402
+from viewfinder.embedders.factory import load_embedder  # noqa: E402
+from viewfinder.embedders.tags import TagLimits, embed_and_tag  # noqa: E402
+from viewfinder.indexing.worker import DECODE_MAX_SIDE  # noqa: E402
 
 COCO = ROOT.parent / "shared" / "data" / "coco_mini" / "images"
 QUERIES = [
@@ -62,6 +70,25 @@ def photos(n: int) -> list[bytes]:
         Image.effect_noise((640, 480), 10 + i % 50).convert("RGB").save(buf, "JPEG")
         out.append(buf.getvalue())
     return out
+
+
+def bare_loop(settings: Settings, payloads: list[bytes]) -> float:
+    """Images/s of decode + embed (with tags, as the worker does) in batches of 16."""
+    embedder = load_embedder(settings)
+    limits = IngestLimits()
+    decode = [
+        lambda b=b: decode_rgb(b, limits.max_pixels, max_side=DECODE_MAX_SIDE) for b in payloads
+    ]
+    embed_and_tag(embedder, [decode[0]()], TagLimits())  # warm-up: load the model
+    started = time.perf_counter()
+    for start in range(0, len(decode), 16):
+        images = [d() for d in decode[start : start + 16]]
+        embed_and_tag(embedder, images, TagLimits())
+    rate = len(payloads) / (time.perf_counter() - started)
+    close = getattr(embedder, "close", None)
+    if close is not None:
+        close()
+    return rate
 
 
 def wait_all_indexed(url: str, headers: dict[str, str], total: int, timeout_s: float) -> None:
@@ -102,7 +129,10 @@ def seed_vectors(settings: Settings, tenant: str, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=os.environ.get("VIEWFINDER_MODEL", "builtin"))
-    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--images", type=int, default=480)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="VIEWFINDER_WORKERS (0: the default)"
+    )
     parser.add_argument("--vectors", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
@@ -113,28 +143,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         env = {"VIEWFINDER_MODEL": args.model, "VIEWFINDER_LOG_LEVEL": "warning"}
+        if args.workers:
+            env["VIEWFINDER_WORKERS"] = str(args.workers)
         key = cli(data_dir, "keys", "create", "bench", env=env).strip()
         headers = {"X-Api-Key": key}
         payloads = photos(args.images)
         batches = [payloads[i : i + 16] for i in range(0, len(payloads), 16)]
 
-        def send(batch: list[bytes]) -> None:
+        def encode(batch: list[bytes]) -> tuple[bytes, dict[str, str]]:
             files = [("images", (f"{n}.jpg", b, "image/jpeg")) for n, b in enumerate(batch)]
-            r = httpx.post(f"{url}/v1/images/upload", headers=headers, files=files, timeout=120)
+            request = httpx.Request("POST", "http://bench/", headers=headers, files=files)
+            return request.read(), {**headers, "Content-Type": request.headers["Content-Type"]}
+
+        bodies = [encode(b) for b in batches]
+
+        def send(body: tuple[bytes, dict[str, str]]) -> None:
+            r = httpx.post(
+                f"{url}/v1/images/upload", content=body[0], headers=body[1], timeout=120
+            )
             r.raise_for_status()
 
+        settings = Settings(data_dir=data_dir, model=args.model)
+        bare_before = bare_loop(settings, payloads)
         with Server(data_dir, env) as server:
             url = server.url
-            send(batches[0][:1])  # warm up the model and the connection
+            send(encode(batches[0][:1]))  # warm up the model and the connection
             wait_all_indexed(url, headers, 1, 300)
             started = time.perf_counter()
             with ThreadPoolExecutor(4) as pool:
-                list(pool.map(send, batches))
+                list(pool.map(send, bodies))
             uploaded = time.perf_counter() - started
             wait_all_indexed(url, headers, args.images + 1, 3600)
             ingest_s = time.perf_counter() - started
 
-        settings = Settings(data_dir=data_dir, model=args.model)
+        bare_after = bare_loop(settings, payloads)
+        bare = (bare_before + bare_after) / 2
         seed_vectors(settings, "bench", args.vectors)
 
         with Server(data_dir, env) as server:
@@ -161,6 +204,9 @@ def main() -> None:
         "ingest_upload_s": round(uploaded, 2),
         "ingest_to_indexed_s": round(ingest_s, 2),
         "ingest_images_per_s": round(args.images / ingest_s, 2),
+        "bare_loop_images_per_s": round(bare, 2),
+        "bare_loop_before_after": [round(bare_before, 2), round(bare_after, 2)],
+        "ingest_share_of_bare": round(args.images / ingest_s / bare, 3),
         "indexed_vectors": status["indexed"],
         "search_queries": args.queries,
         "search_p50_ms": round(statistics.median(lat), 2),

@@ -3,7 +3,9 @@
     python bench/scale.py [--sizes 10k,100k,1M,1000x1000] [--queries 200] [--model builtin]
 
 For each size: seeds a data directory through the store API (metadata rows marked indexed
-and clustered unit vectors, like image embeddings: about 200 vectors a cluster), waits for the
+and clustered unit vectors, like image embeddings: about 200 vectors a cluster, the clusters
+centred on mixtures of the model's own embeddings of short scene descriptions, so that a text
+query has real neighbours as it does among photos), waits for the
 embedded index to build its HNSW graphs, then starts a real `viewfinder serve` and measures
 start-up (process start to answering), search over HTTP (query embedding included), RSS,
 `/v1/status`, and, through the index API, an upsert of 16 and a delete. The same data is then
@@ -60,13 +62,43 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class Data:
-    """Clustered unit vectors, made batch by batch (the same for the same seed)."""
+SUBJECTS = [
+    "a dog", "a cat", "a man", "a woman", "children", "a car", "a bus", "a train", "a bicycle",
+    "a horse", "a boat", "an airplane", "a pizza", "a plate of food", "a bowl of fruit",
+    "a laptop", "a bed", "a sofa", "a clock tower", "a giraffe", "an elephant", "a bird",
+    "a surfer", "a skier", "a football player", "a kitchen", "a street", "a field of flowers",
+]  # fmt: skip
+SETTINGS = [
+    "in the snow", "at night", "on a beach", "in a city", "in a kitchen", "in a park",
+    "on a table", "in the rain", "in a field", "indoors", "by the water", "on a road",
+]  # fmt: skip
 
-    def __init__(self, total: int, dim: int, seed: int = 0) -> None:
+
+def scene_vectors(settings: Settings) -> np.ndarray:
+    """The model's embeddings of short scene descriptions (subject x setting)."""
+    from viewfinder.embedders.factory import load_embedder  # noqa: PLC0415
+
+    phrases = [f"{s} {w}" for s in SUBJECTS for w in SETTINGS]
+    return l2_normalize(load_embedder(settings).embed_texts(phrases)).astype(np.float32)
+
+
+class Data:
+    """Clustered unit vectors, made batch by batch (the same for the same seed and basis).
+
+    Each cluster centre mixes two scene embeddings (`basis`) with some noise, as an image
+    vector mixes what the photo shows; without a basis the centres are random directions."""
+
+    def __init__(self, total: int, dim: int, seed: int = 0, basis: np.ndarray | None = None):
         rng = np.random.default_rng(seed)
         self.dim = dim
-        self.centres = l2_normalize(rng.standard_normal((max(1, total // CLUSTER), dim)))
+        n = max(1, total // CLUSTER)
+        noise = rng.standard_normal((n, dim)) / np.sqrt(dim)
+        if basis is None:
+            self.centres = l2_normalize(noise)
+        else:
+            a, b = rng.integers(0, len(basis), n), rng.integers(0, len(basis), n)
+            mix = basis[a] + rng.uniform(0.2, 0.8, (n, 1)) * basis[b]
+            self.centres = l2_normalize(l2_normalize(mix) + 0.5 * noise)
         self.rng = np.random.default_rng(seed + 1)
 
     def batch(self, n: int, spread: float = 0.06) -> np.ndarray:
@@ -80,7 +112,9 @@ def seed(settings: Settings, tenants: int, per_tenant: int) -> tuple[float, floa
     service = build_service(settings)
     service.start()
     dim = service.embedder.dim
-    data = Data(tenants * per_tenant, dim)
+    basis = scene_vectors(settings)
+    np.save(settings.data_dir / "scene_basis.npy", basis)
+    data = Data(tenants * per_tenant, dim, basis=basis)
     started = time.perf_counter()
     names = [f"tenant-{t:04}" for t in range(tenants)] if tenants > 1 else ["bench"]
     total = tenants * per_tenant
@@ -203,7 +237,8 @@ def recall(path: Path, settings: Settings, dim: int, tenant: str, total: int) ->
 
     embedder = load_embedder(settings)
     text = l2_normalize(embedder.embed_texts(QUERIES))
-    drawn = Data(total, dim).batch(200, spread=0.07)  # new points near the data's clusters
+    basis = np.load(settings.data_dir / "scene_basis.npy")
+    drawn = Data(total, dim, basis=basis).batch(200, spread=0.07)  # near the data's clusters
     out: dict[str, float] = {}
     for name, queries in (("recall10", drawn), ("recall10_text_queries", text)):
         hits, t_approx, t_exact = 0.0, [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,39 @@ def test_a_part_being_loaded_holds_up_no_query(builtin_cache: Path) -> None:
     with model._locks["classes"]:  # as while a class table is being computed
         threading.Thread(target=lambda: (model.embed_texts(["a cat"]), answered.set())).start()
         assert answered.wait(60), "a text query waited for the class table"
+
+
+@needs_packages
+def test_parallel_single_threaded_runs_give_the_sequential_vectors(builtin_cache: Path) -> None:
+    """By default a batch's runs of 4 go one per core at once, each on one thread; the vectors,
+    tags and their order must be those of running them one after another."""
+    images = _photos() * 3  # 18 images: five runs
+    parallel = BuiltinEmbedder(builtin_cache)
+    sequential = BuiltinEmbedder(builtin_cache, intra_op_threads=1)
+    tower = parallel._image_tower()
+    assert tower.streams >= 1 and sequential._image_tower().streams == 1
+    tower.streams = 2  # even on a 1-core machine, run them at once
+    if tower._runs is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        tower._runs = ThreadPoolExecutor(2)
+    seen: set[str] = set()
+    session = tower._session
+
+    class Spy:
+        def run(self, *args: object, **kwargs: object) -> object:
+            seen.add(threading.current_thread().name)
+            time.sleep(0.02)  # so that the other thread surely takes a run meanwhile
+            return session.run(*args, **kwargs)
+
+    tower._session = Spy()
+    got = parallel.embed_images(images)
+    want = sequential.embed_images(images)
+    assert len(seen) == 2  # the runs went to two threads
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    probabilities = tower.probabilities(images, 1.0)
+    np.testing.assert_allclose(
+        probabilities, sequential._image_tower().probabilities(images, 1.0), atol=1e-6
+    )
+    tower.close()
+    np.testing.assert_allclose(parallel.embed_images(images), want, atol=1e-5)
