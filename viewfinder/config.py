@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         "scan (0: always scan).",
     )
     vector_ann_ef: int = Field(
-        128,
+        256,
         ge=1,
         description="Candidates the HNSW graph of the embedded index explores per search: "
         "recall vs. speed.",

@@ -104,7 +104,7 @@ class ExactVectorIndex:
         path: Path,
         *,
         ann_threshold: int = 20000,
-        ann_ef: int = 128,
+        ann_ef: int = 256,
         background: bool = True,
     ) -> None:
         self.path = path
@@ -234,9 +234,13 @@ class ExactVectorIndex:
             else:
                 extra = max(4 * k, k + 64)
                 found = ann.search(query, min(extra, len(ann)))
-                found = found[(found >= 0) & (found < len(labels))]
-                rows = np.concatenate([found, self._tail(tid, ann.rows)])
-                rows, scores = self._scan(np.unique(rows), tid, labels, vectors, query, k)
+                found = np.unique(found[(found >= 0) & (found < len(labels))])
+                found = found[labels[found] == tid]
+                # the graph's candidates are re-scored from rows read, not mapped (the
+                # process keeps no page of them); rows added since the build are scanned
+                scored = (found, file.read_vectors(found) @ query)
+                tail = self._scan(self._tail(tid, ann.rows), tid, labels, vectors, query, k)
+                rows, scores = _best(k, scored, tail)
             names = file.ids_of(rows.tolist())
             return [
                 (names[int(r)], float(s))
@@ -301,11 +305,7 @@ class ExactVectorIndex:
                 chunk, scores = chunk[top], scores[top]
             best_rows.append(chunk)
             best_scores.append(scores)
-        if not best_rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        rows, scores = np.concatenate(best_rows), np.concatenate(best_scores)
-        order = np.lexsort((rows, -scores))[:k]  # ties: the older row first
-        return rows[order], scores[order]
+        return _best(k, *zip(best_rows, best_scores, strict=True))
 
     def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         file, _ = self._opened()
@@ -517,3 +517,14 @@ class ExactVectorIndex:
         keys = old.keys()
         keys = keys[keys < len(labels)]
         return keys[labels[keys] != tid]
+
+
+def _best(k: int, *parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of some (rows, scores) pairs, best first; ties: the older row first."""
+    parts = tuple(p for p in parts if len(p[0]))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rows = np.concatenate([p[0] for p in parts])
+    scores = np.concatenate([p[1] for p in parts])
+    order = np.lexsort((rows, -scores))[:k]
+    return rows[order], scores[order]

@@ -98,6 +98,19 @@ class _Mapped:
             written = os.pwrite(self.fd, data, offset)
             data, offset = data[written:], offset + written
 
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Copies of `rows` (ascending), read with pread rather than through the mapping: a
+        few scattered rows then cost page cache, shared and reclaimable, not this process's
+        resident memory (a mapping keeps every page it ever touched)."""
+        out = np.empty((len(rows), self.width), self.dtype)
+        buffer = memoryview(out).cast("B")
+        size = self.row_bytes
+        for n, row in enumerate(rows.tolist()):
+            got = os.preadv(self.fd, [buffer[n * size : (n + 1) * size]], row * size)
+            if got != size:
+                raise OSError(f"{self.path}: short read of row {row}")
+        return out
+
     def sync(self) -> None:
         os.fdatasync(self.fd)
 
@@ -303,6 +316,11 @@ class VectorFile:
         """Every committed row (a read-only mapping)."""
         assert self.vectors is not None
         return self.vectors.view[: self.rows]
+
+    def read_vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Copies of some committed rows (ascending), read without mapping them."""
+        assert self.vectors is not None
+        return self.vectors.read_rows(rows)
 
     def ids_of(self, rows: Sequence[int]) -> dict[int, str]:
         """The image ids of rows (those still holding one)."""

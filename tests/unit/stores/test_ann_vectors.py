@@ -155,3 +155,32 @@ def test_closing_stops_a_build_midway(tmp_path: Path) -> None:
     assert again.wait_for_builds(60) and len(again._ann) == 1
     assert again.search("t", data[123], 1)[0][0] == "i123"
     again.close()
+
+
+def test_graph_candidates_are_read_not_mapped(tmp_path: Path) -> None:
+    """The graph's candidates are re-scored from rows read with pread (page cache, not the
+    process's resident memory); rows added after the build are still scanned."""
+    n, dim = 1500, 32
+    data = clustered(n + 50, dim, seed=4)
+    index = ExactVectorIndex(tmp_path / "v", ann_threshold=1000, background=False)
+    index.open("m", dim)
+    index.upsert([f"img-{k}" for k in range(n)], ["t"] * n, data[:n])
+    assert index.wait_for_builds(60) and index._ann
+    file = index._file
+    rows = np.array([0, 7, 8, 9, 1499], dtype=np.int64)
+    np.testing.assert_array_equal(file.read_vectors(rows), file.vector_view()[rows])
+    read: list[int] = []
+    original = file.read_vectors
+
+    def spy(rows: np.ndarray) -> np.ndarray:
+        read.append(len(rows))
+        return original(rows)
+
+    file.read_vectors = spy  # type: ignore[method-assign]
+    index.upsert([f"new-{k}" for k in range(50)], ["t"] * 50, data[n:])  # after the build
+    got = index.search("t", data[n + 3], 5)
+    assert read and read[0] >= 5  # the graph's candidates went through pread
+    assert got[0][0] == "new-3" and got[0][1] == pytest.approx(1.0, abs=1e-5)  # tail scanned
+    got = index.search("t", data[42], 1)
+    assert got == [("img-42", pytest.approx(1.0, abs=1e-5))]
+    index.close()
