@@ -1,15 +1,19 @@
 """End-to-end benchmark: ingest throughput over HTTP and search latency at 10,000 vectors.
 
-    python bench/ingest_search.py [--model builtin] [--images 200] [--vectors 10000]
+    python bench/ingest_search.py [--model builtin] [--images 480] [--vectors 10000]
 
 Starts a real `viewfinder serve` process. Ingest: uploads images (coco_mini when present,
 else generated photos-like noise) in requests of 16 from 4 client threads and times until
-every one is indexed; the request bodies are encoded before the clock starts, since the client
-shares this machine's cores with the server (a real client is elsewhere). The bare model loop (decode and embed the same images in batches of 16,
-in this process, nothing else) is timed in the same run: HTTP ingest is reported as a share
-of it. The bare loop runs before and after the HTTP run and the two are averaged, so a machine
-whose speed drifts (a shared host) skews the share less; both are reported. Search: seeds the store up to --vectors indexed images (random unit
-vectors, inserted through the store protocols), then times --queries searches over HTTP.
+every one is indexed. The request bodies are encoded before the clock starts: the client
+shares this machine's cores with the server, where a real client is elsewhere.
+
+The bare model loop (decode and embed the same images in batches of 16, in this process,
+nothing else) is timed in the same run, before and after the HTTP run; HTTP ingest is
+reported as a share of their mean, so a machine whose speed drifts (a shared host) skews the
+share less. Both are reported.
+
+Search: seeds the store up to --vectors indexed images (random unit vectors, inserted through
+the store protocols), then times --queries searches over HTTP.
 Prints the figures and writes bench/results/ingest_search.json.
 """
 
@@ -38,8 +42,8 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.server import Server, cli  # noqa: E402
 from viewfinder.bootstrap import build_service  # noqa: E402
 from viewfinder.config import Settings  # noqa: E402
-from viewfinder.domain.records import ImageRecord, IndexingStatus  # noqa: E402
 from viewfinder.domain.ingest import IngestLimits, decode_rgb  # noqa: E402
+from viewfinder.domain.records import ImageRecord, IndexingStatus  # noqa: E402
 from viewfinder.embedders.base import l2_normalize  # noqa: E402
 from viewfinder.embedders.factory import load_embedder  # noqa: E402
 from viewfinder.embedders.tags import TagLimits, embed_and_tag  # noqa: E402
@@ -158,9 +162,7 @@ def main() -> None:
         bodies = [encode(b) for b in batches]
 
         def send(body: tuple[bytes, dict[str, str]]) -> None:
-            r = httpx.post(
-                f"{url}/v1/images/upload", content=body[0], headers=body[1], timeout=120
-            )
+            r = httpx.post(f"{url}/v1/images/upload", content=body[0], headers=body[1], timeout=120)
             r.raise_for_status()
 
         settings = Settings(data_dir=data_dir, model=args.model)
