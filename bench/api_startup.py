@@ -7,9 +7,13 @@ Milvus server), seeds `--rows` indexed image rows directly with COPY (and as man
 keyed by the same ids, so that nothing needs repairing), then starts a real
 `viewfinder serve --workers 0` and measures the time from process start to the first
 `/readyz` 200, and the process's RSS then (and its peak, VmHWM). The same is measured on an
-empty database for comparison. With `--vectors none` the vectors are an empty embedded index
-instead (the metadata side alone: indexed rows whose vectors are missing get re-queued, so
-that run writes too). Prints the figures and writes bench/results/api_startup.json.
+empty database for comparison. With vectors, it then times `--queries` searches over HTTP
+(p50/p95, the fake model's query embedding included), `/v1/status`, and measures recall@10 of
+what the server answers against an exact numpy top-10 over the very vectors it seeded (Milvus
+searches its HNSW index: `VIEWFINDER_MILVUS_INDEX_TYPE`, default HNSW).
+With `--vectors none` the vectors are an empty embedded index instead (the metadata side
+alone: indexed rows whose vectors are missing get re-queued, so that run writes too).
+Prints the figures and writes bench/results/api_startup.json.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,56 @@ def seed_rows(url: str, rows: int) -> float:
     return time.perf_counter() - started
 
 
+def seeded_vectors(rows: int) -> np.ndarray:
+    """The vectors `seed_vectors` writes, in id order (the same generator, chunk by chunk)."""
+    rng = np.random.default_rng(0)
+    parts = [
+        l2_normalize(rng.standard_normal((min(CHUNK, rows - s), DIM)).astype(np.float32))
+        for s in range(0, rows, CHUNK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)
+
+
+QUERIES = [f"query number {n}: a photo of something" for n in range(100)]
+
+
+def search_figures(url: str, key: str, rows: int, queries: int) -> dict[str, Any]:
+    """Search latency and recall@10 over HTTP against the exact top-10 of the seeded vectors."""
+    from viewfinder.config import Settings  # noqa: PLC0415
+    from viewfinder.embedders.factory import load_embedder  # noqa: PLC0415
+
+    texts = [QUERIES[n % len(QUERIES)] for n in range(queries)]
+    embedder = load_embedder(Settings(data_dir=Path(tempfile.mkdtemp()), model="fake"))
+    wanted = {}
+    vectors = seeded_vectors(rows)
+    for text, q in zip(QUERIES, l2_normalize(embedder.embed_texts(QUERIES)), strict=True):
+        top = np.argpartition(-(vectors @ q), 10)[:10]
+        wanted[text] = {image_id(int(n)) for n in top}
+    del vectors
+    latencies, status, hits = [], [], 0.0
+    with httpx.Client(base_url=url, headers={"X-Api-Key": key}, timeout=60) as client:
+        for text in QUERIES[:5]:  # warm-up
+            client.post("/v1/images/search", json={"query": text, "max_results": 10})
+        for text in texts:
+            started = time.perf_counter()
+            answer = client.post("/v1/images/search", json={"query": text, "max_results": 10})
+            latencies.append((time.perf_counter() - started) * 1000)
+            answer.raise_for_status()
+            got = {r["image_id"] for r in answer.json()["results"]}
+            hits += len(got & wanted[text]) / 10
+        for _ in range(50):
+            started = time.perf_counter()
+            client.get("/v1/status").raise_for_status()
+            status.append((time.perf_counter() - started) * 1000)
+    latencies.sort()
+    return {
+        "search_p50_ms": round(float(np.median(latencies)), 2),
+        "search_p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+        "recall10": round(hits / len(texts), 4),
+        "status_p50_ms": round(float(np.median(status)), 2),
+    }
+
+
 def seed_vectors(url: str, rows: int) -> float:
     """Upsert `rows` vectors keyed like the image rows; returns seconds."""
     started = time.perf_counter()
@@ -93,8 +148,13 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return found["VmRSS"], found["VmHWM"]
 
 
-def start_api(env: dict[str, str], data_dir: Path, timeout_s: float) -> dict[str, Any]:
-    """Start `serve --workers 0`, wait for /readyz 200, measure, stop."""
+def start_api(
+    env: dict[str, str],
+    data_dir: Path,
+    timeout_s: float,
+    measure: Callable[[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Start `serve --workers 0`, wait for /readyz 200, measure (then `measure(url)`), stop."""
     port = free_port()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     log = data_dir.parent / f"api-{port}.log"
@@ -122,11 +182,15 @@ def start_api(env: dict[str, str], data_dir: Path, timeout_s: float) -> dict[str
             time.sleep(0.05)
         ready_s = time.perf_counter() - started
         rss, peak = memory_mb(proc.pid)
-        return {
+        found = {
             "ready_s": round(ready_s, 2),
             "rss_mb": round(rss, 1),
             "peak_rss_mb": round(peak, 1),
         }
+        if measure is not None:
+            found["search"] = measure(f"http://127.0.0.1:{port}")
+            found["search"]["rss_mb_after"] = round(memory_mb(proc.pid)[0], 1)
+        return found
     finally:
         proc.terminate()
         proc.wait(60)
@@ -180,6 +244,7 @@ def main() -> None:
     parser.add_argument("--vectors", choices=["milvus", "none"], default="milvus")
     parser.add_argument("--model", default="fake")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vf-api-startup-"))
@@ -211,8 +276,21 @@ def main() -> None:
                 "VIEWFINDER_SECRET_KEY": "bench",
                 "VIEWFINDER_LOG_LEVEL": "warning",
             }
-            measured = start_api(env, work / label / "data", args.timeout)
+            measure = None
+            if milvus and rows:
+                key = subprocess.run(
+                    [sys.executable, "-m", "viewfinder.cli", "keys", "create", "acme",
+                     "--data-dir", str(work / label / "data")],
+                    capture_output=True, text=True, check=True, env={**os.environ, **env},
+                ).stdout.strip().splitlines()[-1]  # fmt: skip
+
+                def measure(url: str, key: str = key, rows: int = rows) -> dict[str, Any]:
+                    return search_figures(url, key, rows, args.queries)
+
+            measured = start_api(env, work / label / "data", args.timeout, measure)
             runs[label] = {**measured, "seed": seeded}
+            if "search" in measured:
+                print(f"  search over HTTP: {measured['search']}")
             ready = measured["ready_s"]
             print(
                 f"{rows:>9} rows: "
