@@ -31,6 +31,8 @@ from .vector_migration import is_legacy, legacy_stored_model, migrate_legacy, re
 log = logging.getLogger(__name__)
 
 _SCAN_CHUNK = 65536  # rows scored at once by an exact scan
+_READ_ROWS = 4096  # scattered rows up to this many are read with pread, not mapped (~10 ms)
+_SPARSE = 8  # rows are scattered when they span this many times their number
 
 
 def shadow_path(path: Path) -> Path:
@@ -227,10 +229,10 @@ class ExactVectorIndex:
             tid = file.tenant_id(tenant)
             if tid is None:
                 return []
-            labels, vectors = file.label_view(), file.vector_view()
+            labels = file.label_view()
             ann = self._ann.get(tid)
             if ann is None:
-                rows, scores = self._scan(self._rows_of(tid), tid, labels, vectors, query, k)
+                rows, scores = self._scan(self._rows_of(tid), tid, labels, file, query, k)
             else:
                 extra = max(4 * k, k + 64)
                 found = ann.search(query, min(extra, len(ann)))
@@ -239,7 +241,7 @@ class ExactVectorIndex:
                 # the graph's candidates are re-scored from rows read, not mapped (the
                 # process keeps no page of them); rows added since the build are scanned
                 scored = (found, file.read_vectors(found) @ query)
-                tail = self._scan(self._tail(tid, ann.rows), tid, labels, vectors, query, k)
+                tail = self._scan(self._tail(tid, ann.rows), tid, labels, file, query, k)
                 rows, scores = _best(k, scored, tail)
             names = file.ids_of(rows.tolist())
             return [
@@ -261,8 +263,8 @@ class ExactVectorIndex:
                 return []
             by_id = file.rows_of_ids(tid, ids)
             rows = np.array(sorted(by_id.values()), dtype=np.int64)
-            labels, vectors = file.label_view(), file.vector_view()
-            rows, scores = self._scan(rows, tid, labels, vectors, query, k)
+            labels = file.label_view()
+            rows, scores = self._scan(rows, tid, labels, file, query, k)
             names = {row: image_id for image_id, row in by_id.items()}
             return [(names[int(r)], float(s)) for r, s in zip(rows, scores, strict=True)]
 
@@ -283,11 +285,17 @@ class ExactVectorIndex:
         rows: np.ndarray,
         tid: int,
         labels: np.ndarray,
-        vectors: np.ndarray,
+        file: VectorFile,
         query: np.ndarray,
         k: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The best k of `rows` still labelled `tid`, scored exactly, best first."""
+        """The best k of `rows` still labelled `tid`, scored exactly, best first.
+
+        A run of rows is scored in the mapping. Scattered rows (a small tenant among many,
+        whose rows interleave with the others') are read with pread when they are few: the
+        kernel maps a whole page-cache folio (up to megabytes) for each row touched through
+        the mapping, which would leave most of the file resident in this process."""
+        vectors = file.vector_view()
         best_rows: list[np.ndarray] = []
         best_scores: list[np.ndarray] = []
         for start in range(0, len(rows), _SCAN_CHUNK):
@@ -298,6 +306,8 @@ class ExactVectorIndex:
             first, last = int(chunk[0]), int(chunk[-1])
             if last - first + 1 == len(chunk):  # a run of rows: score the mapping in place
                 scores = vectors[first : last + 1] @ query
+            elif len(chunk) <= _READ_ROWS and last - first + 1 > _SPARSE * len(chunk):
+                scores = file.read_vectors(chunk) @ query
             else:
                 scores = vectors[chunk] @ query
             if len(chunk) > k:
@@ -314,8 +324,9 @@ class ExactVectorIndex:
             if tid is None or not ids:
                 return {}
             rows = file.rows_of_ids(tid, ids)
-            view = file.vector_view()
-            return {i: np.array(view[r], dtype=np.float32) for i, r in rows.items()}
+            ordered = sorted(rows.items(), key=lambda item: item[1])
+            read = file.read_vectors(np.array([r for _, r in ordered], dtype=np.int64))
+            return {i: read[n] for n, (i, _) in enumerate(ordered)}
 
     # counts and iteration --------------------------------------------------------------------
     def ids(self) -> set[str]:

@@ -76,3 +76,40 @@ def test_rejects_wrong_shapes(tmp_path: Path) -> None:
     index.open("m", 8)
     with pytest.raises(Exception, match="dim"):
         index.upsert(["a"], ["t"], vecs(1, dim=4))
+
+
+def test_a_scattered_small_tenant_is_read_not_mapped(tmp_path: Path) -> None:
+    """Rows of a small tenant among many interleave with the others': they are read with
+    pread (a page-cache folio mapped per row would keep most of the file resident) and score
+    exactly as the brute force does; a tenant whose rows form a run is scored in the mapping."""
+    index = ExactVectorIndex(tmp_path / "v.db")
+    index.open("m", 8)
+    data = vecs(400, seed=3)
+    owners = [f"t{n % 10}" for n in range(390)] + ["run"] * 10  # t3's rows: 3, 13, 23, ...
+    ids = [f"i{n}" for n in range(400)]
+    index.upsert(ids, owners, data)
+    file = index._file
+    read: list[int] = []
+    original = file.read_vectors
+
+    def spy(rows: np.ndarray) -> np.ndarray:
+        read.append(len(rows))
+        return original(rows)
+
+    file.read_vectors = spy  # type: ignore[method-assign]
+    q = vecs(1, seed=8)[0]
+    mine = [n for n in range(390) if n % 10 == 3]
+    want = sorted(mine, key=lambda n: -float(data[n] @ q))[:5]
+    got = index.search("t3", q, 5)
+    assert [i for i, _ in got] == [ids[n] for n in want]
+    assert [s for _, s in got] == pytest.approx([float(data[n] @ q) for n in want], abs=1e-6)
+    assert read == [len(mine)]
+    read.clear()
+    assert [i for i, _ in index.search("run", q, 3)] == [
+        ids[n] for n in sorted(range(390, 400), key=lambda n: -float(data[n] @ q))[:3]
+    ]
+    assert read == []  # a run: the mapping
+    got_vectors = index.vectors_of("t3", ["i13", "i3"])
+    np.testing.assert_allclose(got_vectors["i13"], data[13], atol=1e-6)
+    np.testing.assert_allclose(got_vectors["i3"], data[3], atol=1e-6)
+    index.close()
