@@ -29,7 +29,7 @@ from viewfinder.embedders.base import l2_normalize  # noqa: E402
 from viewfinder.embedders.builtin import BuiltinEmbedder  # noqa: E402
 from viewfinder.embedders.builtin import train_projection as tp  # noqa: E402
 from viewfinder.embedders.builtin.colours import WORDS, query_colours  # noqa: E402
-from viewfinder.embedders.builtin.projection import fit_projection  # noqa: E402
+from viewfinder.embedders.builtin.projection import Projection, fit_projection  # noqa: E402
 from viewfinder.evaluation import rank_metrics, subset_metrics  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -267,6 +267,292 @@ def recipe4(r3: np.ndarray) -> None:
         )
 
 
+# --- learned projections other than the ridge (contrastive, CCA/PLS, augmentation, ...) ---
+
+
+def r4(name: str, proj: np.ndarray, w: float = 0.3, q: np.ndarray | None = None) -> None:
+    """Score `proj` as recipe 4 does: blend w, colour block, hubness k 5 weight 0.3."""
+    sem = blend((1 - w, coco.conse), (w, proj))
+    score(name, sem, q=q, offsets=hub_offsets(images(sem), "knn", k=5), weight=0.3)
+
+
+def _arrays(trn: list[tp.Folder]) -> tuple[np.ndarray, ...]:
+    """Training features, mean-caption targets, unit captions, caption owners, ConSE."""
+    x = np.concatenate([t.features for t in trn]).astype(np.float64)
+    y = np.concatenate([t.targets() for t in trn])
+    c = np.concatenate([l2_normalize(t.caption_emb) for t in trn]).astype(np.float64)
+    start = np.cumsum([0] + [len(t.images) for t in trn])
+    owner = np.concatenate([t.owner + o for t, o in zip(trn, start, strict=False)])
+    return x, y, c, owner, np.concatenate([t.conse for t in trn]).astype(np.float64)
+
+
+def _centred(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    return l2_normalize(l2_normalize(x) - mean).astype(np.float64)
+
+
+def infonce(
+    xc: np.ndarray,
+    c: np.ndarray,
+    owner: np.ndarray,
+    w: np.ndarray,
+    anchor: np.ndarray,
+    lam: float,
+    checkpoints: tuple[int, ...],
+    tau: float = 0.05,
+    lr: float = 1e-3,
+    conse: np.ndarray | None = None,
+    share: float = 0.3,
+) -> list[np.ndarray]:
+    """Weights at each of `checkpoints` steps of Adam on the caption-to-photo softmax over the
+    training photos (cosine / tau) + lam * |W - anchor|^2; with `conse`, the cosine is taken on
+    the blend normalise((1 - share) * ConSE + share * projection), not the projection alone."""
+    w = w.copy()
+    hot = np.zeros((len(c), len(xc)))
+    hot[np.arange(len(c)), owner] = 1.0
+    m1, m2 = np.zeros_like(w), np.zeros_like(w)
+    out = []
+    for t in range(1, max(checkpoints) + 1):
+        u = xc @ w
+        un = np.linalg.norm(u, axis=1, keepdims=True)
+        z = u / un
+        e, vn = z, un
+        if conse is not None:
+            v = (1 - share) * conse + share * z
+            vn = np.linalg.norm(v, axis=1, keepdims=True)
+            e = v / vn
+        s = c @ e.T / tau
+        p = np.exp(s - s.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        de = ((p - hot) / len(c) / tau).T @ c
+        if conse is not None:
+            de = share * (de - e * (e * de).sum(1, keepdims=True)) / vn
+        du = (de - z * (z * de).sum(1, keepdims=True)) / un
+        g = xc.T @ du + 2 * lam * (w - anchor)
+        m1 = 0.9 * m1 + 0.1 * g
+        m2 = 0.999 * m2 + 0.001 * g * g
+        w -= lr * (m1 / (1 - 0.9**t)) / (np.sqrt(m2 / (1 - 0.999**t)) + 1e-8)
+        if t in checkpoints:
+            out.append(w.copy())
+    return out
+
+
+def contrastive(
+    lam: float,
+    toward: str = "ridge",
+    blended: bool = False,
+    steps: tuple[int, ...] = (100,),
+    tau: float = 0.05,
+    lr: float = 1e-3,
+) -> Callable[[list[tp.Folder], tp.Folder], list[np.ndarray]]:
+    """InfoNCE fine-tuning of the ridge projection (ridge 0.3 as the start), weight decay toward
+    the ridge solution or toward 0; the projected fold after each of `steps`."""
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> list[np.ndarray]:
+        x, y, c, owner, conse = _arrays(trn)
+        p = fit_projection(x, y, 0.3)
+        xc, w0 = _centred(x, p.mean), p.weights.astype(np.float64)
+        anchor = w0 if toward == "ridge" else np.zeros_like(w0)
+        ws = infonce(xc, c, owner, w0, anchor, lam, steps, tau, lr, conse if blended else None)
+        return [Projection(p.mean, w.astype(np.float32)).apply(test.features) for w in ws]
+
+    return fn
+
+
+def cv_many(fn: Callable[[list[tp.Folder], tp.Folder], list[np.ndarray]]) -> list[np.ndarray]:
+    """`cv` for a function that returns several projections of a fold at once."""
+    outs: list[np.ndarray] = []
+    for f in range(tp.FOLDS):
+        parts = fn([tp._train_part(coco, fold != f), tiny], tp._subset(coco, fold == f))
+        if not outs:
+            outs = [np.zeros((len(coco.images), cap.shape[1]), np.float32) for _ in parts]
+        for o, part in zip(outs, parts, strict=True):
+            o[fold == f] = part
+    return outs
+
+
+def cca(k: int, rx: float, ry: float, power: float = 1.0, pls: bool = False) -> Fn:
+    """Top-k canonical (or PLS) directions of centred unit features vs centred mean captions,
+    folded back into one (1280, 384) matrix: W = A diag(rho^power) B^T, so the query side is
+    unchanged (q . xW = sum_k rho_k^power (x a_k)(q b_k))."""
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> np.ndarray:
+        x, y, *_ = _arrays(trn)
+        mean = l2_normalize(x).mean(0)
+        xc, yc, n = _centred(x, mean), y - y.mean(0), len(x)
+        if pls:
+            u, s, vt = np.linalg.svd(xc.T @ yc / n, full_matrices=False)
+            a, b, rho = u[:, :k], vt[:k].T, s[:k] / s[0]
+        else:
+            _, sx, vxt = np.linalg.svd(xc, full_matrices=False)
+            wx = vxt.T / np.sqrt(sx**2 / n + rx)  # (Cxx + rx)^-1/2 on the features' span
+            ev, vy = np.linalg.eigh(yc.T @ yc / n)
+            wy = (vy / np.sqrt(np.maximum(ev, 0) + ry)) @ vy.T
+            u, s, vt = np.linalg.svd((xc @ wx).T @ (yc @ wy) / n, full_matrices=False)
+            a, b, rho = wx @ u[:, :k], wy @ vt[:k].T, s[:k]
+        weights = (a * rho**power) @ b.T
+        return Projection(mean.astype(np.float32), weights.astype(np.float32)).apply(test.features)
+
+    return fn
+
+
+def reduced_rank(k: int) -> Fn:
+    """The ridge (0.3) projection restricted to the top-k directions of its fitted values."""
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> np.ndarray:
+        x, y, *_ = _arrays(trn)
+        p = fit_projection(x, y, 0.3)
+        vt = np.linalg.svd(_centred(x, p.mean) @ p.weights, full_matrices=False)[2][:k]
+        return Projection(p.mean, (p.weights @ vt.T @ vt).astype(np.float32)).apply(test.features)
+
+    return fn
+
+
+def ridge_targets(kind: str, beta: float = 0.0) -> Fn:
+    """Ridge 0.3 onto other targets: the unnormalised caption mean (= fitting each caption,
+    ridge / 5), the mean centred over photos, or the residual mean - beta * ConSE."""
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> np.ndarray:
+        x, y, _, _, conse = _arrays(trn)
+        if kind == "raw":
+            parts = []
+            for t in trn:
+                m = np.zeros((len(t.images), cap.shape[1]))
+                np.add.at(m, t.owner, l2_normalize(t.caption_emb))
+                parts.append(m / np.bincount(t.owner)[:, None])
+            y = np.concatenate(parts)
+        elif kind == "centred":
+            y = y - y.mean(0)
+        else:
+            y = y - beta * conse
+        return fit_projection(x, y, 0.3).apply(test.features)
+
+    return fn
+
+
+def kernel_ridge(r: float, s: float) -> Fn:
+    """Kernel ridge, kernel exp((cos - 1) / s) on centred unit features (ships the features)."""
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> np.ndarray:
+        x, y, *_ = _arrays(trn)
+        mean = l2_normalize(x).mean(0)
+        xc = _centred(x, mean)
+        a = np.linalg.solve(np.exp((xc @ xc.T - 1) / s) + r * np.eye(len(xc)), y)
+        return l2_normalize(np.exp((_centred(test.features, mean) @ xc.T - 1) / s) @ a)
+
+    return fn
+
+
+AUGMENTS = ("flip", "centre", "tl", "tr", "bl", "br")
+
+
+def augmented(name: str) -> dict[str, np.ndarray]:
+    """Pooled features of a folder's photos mirrored and cropped to 80% (centre, 4 corners):
+    training-time views only; the shipped forward pass stays one view."""
+    path = cache / f"{name}-augmented-features.npz"
+    if not path.is_file():
+        from PIL import Image, ImageOps
+
+        from viewfinder.evaluation import load_captioned_folder
+
+        def crop(im: Image.Image, fx: float, fy: float) -> Image.Image:
+            w, h = im.size
+            cw, ch = int(w * 0.8), int(h * 0.8)
+            x0, y0 = int((w - cw) * fx), int((h - ch) * fy)
+            return im.crop((x0, y0, x0 + cw, y0 + ch))
+
+        views = {
+            "flip": ImageOps.mirror,
+            "centre": lambda im: crop(im, 0.5, 0.5),
+            "tl": lambda im: crop(im, 0, 0),
+            "tr": lambda im: crop(im, 1, 0),
+            "bl": lambda im: crop(im, 0, 1),
+            "br": lambda im: crop(im, 1, 1),
+        }
+        items = load_captioned_folder(DATA / name)
+        out: dict[str, list[np.ndarray]] = {k: [] for k in views}
+        for start in range(0, len(items), 16):
+            batch = []
+            for it in items[start : start + 16]:
+                with Image.open(it.path) as im:
+                    batch.append(im.convert("RGB"))
+            for k, view in views.items():
+                out[k].append(emb._image_tower().forward([view(im) for im in batch]).features)
+        np.savez(path, **{k: np.concatenate(v) for k, v in out.items()})
+    return dict(np.load(path))
+
+
+def augmented_ridge(r: float, augs: tuple[str, ...]) -> Fn:
+    """Ridge trained on the training photos' own features and their `augs` views."""
+    views = {"coco_mini": augmented("coco_mini"), "tiny_coco": augmented("tiny_coco")}
+
+    def fn(trn: list[tp.Folder], test: tp.Folder) -> np.ndarray:
+        xs, ys = [], []
+        for t in trn:
+            idx = [
+                (coco.images if t.name == "coco_mini" else tiny.images).index(n) for n in t.images
+            ]
+            xs += [t.features] + [views[t.name][a][idx] for a in augs]
+            ys += [t.targets()] * (1 + len(augs))
+        return fit_projection(np.concatenate(xs), np.concatenate(ys), r).apply(test.features)
+
+    return fn
+
+
+def learned() -> None:
+    """Projections other than the plain ridge, each blended and scored as recipe 4."""
+    global fold
+    for lam in (0.01, 0.1):
+        for blended in (False, True):
+            (p,) = cv_many(contrastive(lam, blended=blended))
+            space = "the blend" if blended else "the projection"
+            for w in (0.3, 0.4):
+                r4(f"InfoNCE on {space}, decay {lam} toward ridge, blend {w}", p, w)
+    for tau in (0.05, 0.1):
+        for lam in (0.1, 1.0):
+            for steps, p in zip(
+                (30, 100), cv_many(contrastive(lam, "zero", steps=(30, 100), tau=tau)), strict=True
+            ):
+                r4(f"InfoNCE tau {tau}, decay {lam} toward 0, {steps} steps", p)
+    for k in (16, 32, 64, 128):
+        r4(f"reduced-rank ridge, rank {k}", cv(reduced_rank(k)))
+    for k in (32, 64, 128):
+        r4(f"PLS, {k} directions", cv(cca(k, 0, 0, pls=True)))
+    for rx in (0.001, 0.01):
+        for ry in (0.001, 0.01):
+            for k in (32, 128):
+                for power in (1.0, 2.0):
+                    r4(f"CCA k {k}, reg x {rx} y {ry}, rho^{power}", cv(cca(k, rx, ry, power)))
+    for kind in ("raw", "centred"):
+        for w in (0.3, 0.4):
+            r4(f"ridge onto {kind} caption means, blend {w}", cv(ridge_targets(kind)), w)
+    for beta in (0.3, 0.6):
+        for w in (0.3, 0.4):
+            r4(
+                f"ridge onto mean - {beta} x ConSE, blend {w}",
+                cv(ridge_targets("residual", beta)),
+                w,
+            )
+    for s in (0.05, 0.1, 0.3):
+        for w in (0.3, 0.4):
+            r4(f"kernel ridge exp((cos - 1) / {s}), blend {w}", cv(kernel_ridge(0.3, s)), w)
+    for augs in (("flip",), ("centre",), ("flip", "centre"), AUGMENTS):
+        for r in (0.3, 1.0):
+            p = cv(augmented_ridge(r, augs))
+            for w in (0.3, 0.4):
+                r4(f"ridge {r} on own + {'+'.join(augs)} views, blend {w}", p, w)
+    # the InfoNCE toward 0 (tau 0.05, decay 1) along its training, on three fold seeds
+    q = queries(cap - 0.25 * l2_normalize(tiny.caption_emb).mean(0), texts, 0.2)
+    for seed in (0, 1, 2):
+        fold = tp.fold_ids(len(coco.images), seed=seed)
+        r4(f"fold seed {seed}: recipe 4", cv(ridge(0.3)))
+        for lr, steps in ((1e-3, (50, 100, 200, 400)), (2e-4, (100, 200, 400))):
+            ps = cv_many(contrastive(1.0, "zero", lr=lr, steps=steps))
+            for n, p in zip(steps, ps, strict=True):
+                r4(f"fold seed {seed}: InfoNCE toward 0, lr {lr}, {n} steps", p)
+        r4(f"fold seed {seed}: InfoNCE lr 0.0002, 200 steps, queries centred 0.25", ps[1], q=q)
+    fold = tp.fold_ids(len(coco.images))
+
+
 def main() -> None:
     conse = coco.conse
     proj = cv(ridge(0.3))
@@ -342,6 +628,7 @@ def main() -> None:
             weight=0.3,
         )
     recipe4(r3)
+    learned()
     out = ROOT / "bench" / "results" / "builtin_r1_experiments.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out}")
