@@ -256,7 +256,11 @@ class Settings(BaseSettings):
         '"*": "1000/hour"}` (endpoints: upload, search, list, get, delete). Default: none.',
     )
     intra_op_threads: int = Field(
-        0, description="ONNX Runtime threads per inference (0: let ONNX Runtime decide)."
+        0,
+        description="ONNX Runtime threads per inference. 0: CLIP-family models let ONNX "
+        "Runtime decide (one per core); the built-in model runs a batch's runs of 4 images one "
+        "thread each, as many at once as there are cores, and a query on one thread (faster on "
+        "few cores, and steadier when other work wants a core).",
     )
     inter_op_threads: int = Field(
         0,

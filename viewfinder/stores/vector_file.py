@@ -103,6 +103,8 @@ class _Mapped:
         few scattered rows then cost page cache, shared and reclaimable, not this process's
         resident memory (a mapping keeps every page it ever touched)."""
         out = np.empty((len(rows), self.width), self.dtype)
+        if not len(rows):
+            return out
         buffer = memoryview(out).cast("B")
         size = self.row_bytes
         for n, row in enumerate(rows.tolist()):

@@ -112,4 +112,5 @@ def test_a_scattered_small_tenant_is_read_not_mapped(tmp_path: Path) -> None:
     got_vectors = index.vectors_of("t3", ["i13", "i3"])
     np.testing.assert_allclose(got_vectors["i13"], data[13], atol=1e-6)
     np.testing.assert_allclose(got_vectors["i3"], data[3], atol=1e-6)
+    assert index.vectors_of("t3", ["not-stored"]) == {}  # no row to read
     index.close()
