@@ -1,6 +1,7 @@
 """Start-up time and memory of an API process against a large shared store.
 
     python bench/api_startup.py [--rows 1000000] [--vectors milvus|none] [--model fake]
+                                 [--milvus-url milvus://HOST:19530/PREFIX]
 
 Starts a throwaway PostgreSQL (and the Milvus Lite gRPC server, the suite's stand-in for a
 Milvus server), seeds `--rows` indexed image rows directly with COPY (and as many vectors,
@@ -245,14 +246,21 @@ def main() -> None:
     parser.add_argument("--model", default="fake")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--milvus-url",
+        help="a real Milvus server (milvus://host:19530/COLLECTION-PREFIX) instead of Milvus Lite; "
+        "each run gets its own collection",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="vf-api-startup-"))
     postgres = PostgresServer().start()
-    milvus = MilvusServer(work).start() if args.vectors == "milvus" else None
+    milvus = (
+        MilvusServer(work).start() if args.vectors == "milvus" and not args.milvus_url else None
+    )
     results: dict[str, Any] = {
         "rows": args.rows,
-        "vectors": args.vectors,
+        "vectors": args.milvus_url or args.vectors,
         "model": args.model,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
@@ -264,9 +272,15 @@ def main() -> None:
             store = open_metadata(database)
             store.migrate()
             store.close()
-            vector_url = milvus.url() if milvus else f"exact://{work / label / 'vectors.db'}"
+            if args.milvus_url:
+                vector_url = f"{args.milvus_url.rstrip('/')}_{label}_{uuid.uuid4().hex[:8]}"
+            elif milvus:
+                vector_url = milvus.url()
+            else:
+                vector_url = f"exact://{work / label / 'vectors.db'}"
+            shared = bool(milvus or args.milvus_url)
             seeded = {"rows_s": round(seed_rows(database, rows), 1)}
-            if milvus and rows:
+            if shared and rows:
                 seeded["vectors_s"] = round(seed_vectors(vector_url, rows), 1)
             env = {
                 "VIEWFINDER_DATABASE_URL": database,
@@ -277,7 +291,7 @@ def main() -> None:
                 "VIEWFINDER_LOG_LEVEL": "warning",
             }
             measure = None
-            if milvus and rows:
+            if shared and rows:
                 key = subprocess.run(
                     [sys.executable, "-m", "viewfinder.cli", "keys", "create", "acme",
                      "--data-dir", str(work / label / "data")],
