@@ -74,14 +74,22 @@ def test_an_interrupted_index_continues_when_run_again(tmp_path: Path) -> None:
     for n in range(40):
         (folder / f"{n:02}.png").write_bytes(png_bytes((n * 6, 255 - n * 6, 0)))
     data_dir = tmp_path / "data"
-    # slow enough (150 ms an image: 6 s in all, so that a poll late on a busy machine still
-    # lands part-way) to stop it by Ctrl-C as a user would
-    env = {**os.environ, "VIEWFINDER_MODEL": "fake:0.15", "VIEWFINDER_POLL_INTERVAL_S": "0.05"}
+    # slow enough (50 ms an image) to stop it part-way, by Ctrl-C as a user would
+    env = {**os.environ, "VIEWFINDER_MODEL": "fake:0.05", "VIEWFINDER_POLL_INTERVAL_S": "0.05"}
     env.pop("VIEWFINDER_SERVER", None)
     env.pop("VIEWFINDER_API_KEY", None)
     cmd = [sys.executable, "-m", "viewfinder.cli", "index", str(folder), "--batch-size", "4"]
     cmd += ["--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a terminal's Ctrl-C: SIGINT as the default, even when these tests run in a background
+        # job (whose shell ignores SIGINT, which the child would otherwise inherit)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     settings = Settings(data_dir=data_dir, model="fake")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
