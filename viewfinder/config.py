@@ -259,8 +259,8 @@ class Settings(BaseSettings):
         0,
         description="ONNX Runtime threads per inference. 0: CLIP-family models let ONNX "
         "Runtime decide (one per core); the built-in model runs a batch's runs of 4 images one "
-        "thread each, as many at once as there are cores, and a query on one thread (faster on "
-        "few cores, and steadier when other work wants a core).",
+        "thread each, as many at once as there are cores, and a query on one thread (a little "
+        "faster on few cores).",
     )
     inter_op_threads: int = Field(
         0,

@@ -6,10 +6,9 @@ square input (the whole frame, no crop: scene-level search wants what is at the 
 when the recipe asks, also seen mirrored; the class probabilities of both views are averaged.
 
 A batch runs as runs of 4 images. By default each run takes one thread and as many runs go at
-once as the machine has cores: on 2 cores that indexes about 15% faster than one run spread
-over both cores, and much better when other work (uploads, decoding) wants a core, since a
-run split over threads waits for its slowest thread (bench/ingest_search.py measures both).
-An explicit `intra_op_threads` runs one run at a time with that many threads.
+once as the machine has cores: on 2 cores a decode-and-embed loop ran 3-8% faster than with one
+run spread over both cores (a run split over threads waits for its slowest one). An explicit
+`intra_op_threads` runs one run at a time with that many threads.
 """
 
 from __future__ import annotations
