@@ -262,6 +262,13 @@ class Settings(BaseSettings):
         "thread each, as many at once as there are cores, and a query on one thread (a little "
         "faster on few cores).",
     )
+    blas_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads numpy's BLAS may use in a process that runs a model (0: the "
+        "library's default, one per core). One: the model already runs on every core, and "
+        "idle BLAS threads spin and take CPU from it.",
+    )
     inter_op_threads: int = Field(
         0,
         description="ONNX Runtime threads running independent graph nodes at once "

@@ -124,3 +124,29 @@ def test_far_too_many_file_parts_are_refused_while_read(settings, service, api_k
         r = c.post("/v1/images/upload", headers={"X-Api-Key": api_key}, files=files)
     assert r.status_code == 400, r.text
     assert "Too many files" in r.json()["error"]["message"]
+
+
+@pytest.mark.embedded_only
+def test_the_first_parts_stay_in_memory_and_later_ones_spool(
+    client: TestClient, auth: dict[str, str], service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo-sized part is parsed without a disk round trip (a thread hop a chunk), but a
+    request's parts past the first few spool to disk, so a large upload is not held in
+    memory (tests/api/test_decode_memory.py measures that)."""
+    from viewfinder.api.upload_form import PART_IN_MEMORY, PARTS_IN_MEMORY
+
+    rolled: list[bool] = []
+    upload = service.upload
+
+    def watched(tenant, items, *args):  # noqa: ANN001, ANN202
+        rolled.extend(bool(item.file._rolled) for item in items)
+        return upload(tenant, items, *args)
+
+    monkeypatch.setattr(service, "upload", watched)
+    big = jpeg_bytes((9, 9, 9), (16, 16)) + b"\0" * (PART_IN_MEMORY // 4)  # ~256 KiB
+    parts = PARTS_IN_MEMORY + 3
+    files = [("images", (f"{n}.jpg", big, "image/jpeg")) for n in range(parts)]
+    r = _upload(client, auth, files)
+    assert r.status_code == 200, r.text
+    assert [x["indexing_status"] for x in r.json()["results"]] == [1] * parts
+    assert rolled == [False] * PARTS_IN_MEMORY + [True] * 3

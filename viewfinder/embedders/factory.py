@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ConfigurationError
 from .base import Embedder
+from .blas import limit_blas_threads
 
 # the built-in model's names and their text towers
 BUILTIN_TEXT_MODELS = {"builtin": "minilm", "builtin-multilingual": "e5"}
@@ -17,7 +18,9 @@ FAKE_MODEL = re.compile(r"fake(\d*)(?::([0-9.]+)(?::([0-9.]+))?)?")
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    """Return the embedder selected by `VIEWFINDER_MODEL`."""
+    """Return the embedder selected by `VIEWFINDER_MODEL`; sets this process's BLAS threads
+    (`VIEWFINDER_BLAS_THREADS`, see blas.py)."""
+    limit_blas_threads(settings.blas_threads)
     name = settings.model.strip()
     fake = FAKE_MODEL.fullmatch(name)
     if fake:

@@ -13,10 +13,12 @@ reported as indexed. A `vectors.db` SQLite file of the earlier format is migrate
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +123,7 @@ class ExactVectorIndex:
         self._model_id: str | None = None
         self._dim: int | None = None
         self._rows: dict[int, _RowList] = {}
+        self._scanners: ThreadPoolExecutor | None = None  # score a big scan's chunks at once
         self._ann: dict[int, AnnIndex] = {}
         self._stale: dict[int, int] = {}  # rows freed in each tenant's graph since its build
         self._generation = 0  # bumped by reset and close: a build of an older one is dropped
@@ -280,8 +283,8 @@ class ExactVectorIndex:
         rows = self._rows_of(tid)
         return rows[np.searchsorted(rows, start) :]
 
-    @staticmethod
     def _scan(
+        self,
         rows: np.ndarray,
         tid: int,
         labels: np.ndarray,
@@ -294,15 +297,16 @@ class ExactVectorIndex:
         A run of rows is scored in the mapping. Scattered rows (a small tenant among many,
         whose rows interleave with the others') are read with pread when they are few: the
         kernel maps a whole page-cache folio (up to megabytes) for each row touched through
-        the mapping, which would leave most of the file resident in this process."""
+        the mapping, which would leave most of the file resident in this process. A scan of
+        more than one chunk scores its chunks on every core (numpy lets go of the GIL): a
+        process that runs a model keeps numpy's BLAS to one thread (embedders/blas.py)."""
         vectors = file.vector_view()
-        best_rows: list[np.ndarray] = []
-        best_scores: list[np.ndarray] = []
-        for start in range(0, len(rows), _SCAN_CHUNK):
+
+        def score(start: int) -> tuple[np.ndarray, np.ndarray]:
             chunk = rows[start : start + _SCAN_CHUNK]
             chunk = chunk[labels[chunk] == tid]
             if not len(chunk):
-                continue
+                return chunk, np.zeros(0, np.float32)
             first, last = int(chunk[0]), int(chunk[-1])
             if last - first + 1 == len(chunk):  # a run of rows: score the mapping in place
                 scores = vectors[first : last + 1] @ query
@@ -313,9 +317,20 @@ class ExactVectorIndex:
             if len(chunk) > k:
                 top = np.argpartition(-scores, k - 1)[:k]
                 chunk, scores = chunk[top], scores[top]
-            best_rows.append(chunk)
-            best_scores.append(scores)
-        return _best(k, *zip(best_rows, best_scores, strict=True))
+            return chunk, scores
+
+        starts = range(0, len(rows), _SCAN_CHUNK)
+        if len(starts) > 1:
+            return _best(k, *self._scan_threads().map(score, starts))
+        return _best(k, *(score(start) for start in starts))
+
+    def _scan_threads(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._scanners is None:
+                self._scanners = ThreadPoolExecutor(
+                    max_workers=os.cpu_count() or 1, thread_name_prefix="vf-scan"
+                )
+            return self._scanners
 
     def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         file, _ = self._opened()
@@ -381,6 +396,9 @@ class ExactVectorIndex:
             for ann in self._ann.values():
                 ann.close()
             self._ann.clear()
+            if self._scanners is not None:
+                self._scanners.shutdown(wait=True)
+                self._scanners = None
             if self._file is not None:
                 if self._dim is not None:
                     self._file.mark_clean()
