@@ -152,6 +152,7 @@ class _Copied:
     images_seen: int = 0
     bytes_copied: int = 0
     bytes_missing: int = 0
+    in_place_left: int = 0  # images indexed in place whose bytes were not copied
     vectors: int = 0
 
 
@@ -190,6 +191,12 @@ def migrate(
     )
     if copied.bytes_missing:
         click.echo(f"warning: {copied.bytes_missing} image files were missing", err=True)
+    if copied.in_place_left:
+        click.echo(
+            f"warning: {copied.in_place_left} images are indexed in place, and their paths are "
+            "not copied: add --to-blob-url to copy their bytes from the files",
+            err=True,
+        )
     click.echo(
         "Point VIEWFINDER_DATABASE_URL / _BLOB_URL / _VECTOR_URL at the targets, and give every "
         "API process the same VIEWFINDER_SECRET_KEY (the embedded server keeps it in "
@@ -221,15 +228,24 @@ def _migrate(
             copied.keys = target.import_keys(source.export_keys())
         blobs = None
         if to_blob_url:
-            src_blobs = open_blobs(settings.resolved_blob_url(), settings)
+            from ..stores.in_place_blobs import InPlaceBlobStore
+
+            # images indexed in place are copied from the user's files (checked against their
+            # hash): the target keeps copies, as a server does of what it is sent
+            src_blobs = InPlaceBlobStore(
+                open_blobs(settings.resolved_blob_url(), settings),
+                source.in_place_files_with_sha,
+            )
             closing.append(src_blobs)
             dst_blobs = open_blobs(to_blob_url, settings)
             closing.append(dst_blobs)
             blobs = (src_blobs, dst_blobs)
+        tenants: set[str] = set()
         if target is not None or blobs is not None:
             with ThreadPoolExecutor(max_workers=8, thread_name_prefix="vf-copy") as pool:
                 for records, jobs in source.iter_images(batch_size):
                     copied.images_seen += len(records)
+                    tenants.update(r.tenant for r in records)
                     if blobs is not None:  # bytes before the rows that point at them
                         shas = sorted({r.sha256 for r in records if r.sha256})
                         for outcome in pool.map(lambda s: _copy_blob(s, *blobs), shas):
@@ -238,6 +254,8 @@ def _migrate(
                     if target is not None:
                         copied.images += target.import_images(records, jobs)
                     logging.getLogger(__name__).info("%d images done", copied.images_seen)
+        if target is not None and blobs is None:
+            copied.in_place_left = sum(len(source.in_place_files(t)) for t in sorted(tenants))
         if to_vector_url:
             copied.vectors = _copy_vectors(settings, to_vector_url)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import time
@@ -134,3 +135,38 @@ def test_a_server_serves_files_indexed_in_place(photos: Path, tmp_path: Path) ->
         (hit,) = vf.search("red", max_results=1)
         assert vf.download(hit) == (photos / "red.png").read_bytes()  # read from the folder
         assert vf.thumbnail(hit.image_id, size=64)[:2] == b"\xff\xd8"
+
+
+def test_migrate_copies_the_bytes_of_images_indexed_in_place(
+    photos: Path, tmp_path: Path
+) -> None:
+    from viewfinder.stores.local_blobs import LocalBlobStore
+
+    data = tmp_path / "data"
+    invoke("index", str(photos), "--in-place", "--data-dir", str(data))
+    rows_only = invoke(
+        "migrate", "--data-dir", str(data), f"--to-database-url=sqlite:///{tmp_path / 'rows.db'}"
+    )
+    assert rows_only.exit_code == 0, rows_only.output
+    assert "warning: 3 images are indexed in place" in rows_only.output
+    assert "add --to-blob-url" in rows_only.output
+    target = tmp_path / "target-blobs"
+    moved = invoke(
+        "migrate",
+        "--data-dir",
+        str(data),
+        f"--to-database-url=sqlite:///{tmp_path / 'target.db'}",
+        f"--to-blob-url=file://{target}",
+    )
+    assert moved.exit_code == 0, moved.output
+    assert "3 of 3 images, 3 image files" in moved.output, moved.output
+    assert "missing" not in moved.output and "in place" not in moved.output
+    # the target serves them without the user's folder: its records hold no paths to it
+    copies = LocalBlobStore(target)
+    listed = as_json(invoke("images", "list", "--json", "--data-dir", str(data)))
+    by_sha = {i["sha256"]: i for i in listed if i.get("sha256")}
+    for name in ("red.png", "trip/green.png", "trip/day2/blue.PNG"):
+        content = (photos / name).read_bytes()
+        sha = hashlib.sha256(content).hexdigest()
+        assert sha in by_sha
+        assert copies.get(sha) == content
