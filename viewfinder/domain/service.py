@@ -8,34 +8,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..embedders.base import Embedder
-from ..errors import BlobHoldLost, FetchError, NotFound, ValidationError, ViewfinderError
+from ..errors import NotFound, ValidationError
 from . import reconcile as reconciling
 from . import similar
-from .duplicates import DuplicateGroup, DuplicateLimits, DuplicateMatch, exact_copy
+from .duplicates import DuplicateGroup, DuplicateLimits, DuplicateMatch
 from .duplicates import duplicate_groups as find_duplicate_groups
 from .duplicates import duplicates_of as find_duplicates_of
 from .fetch_pool import FetchOutcome, FetchPool
-from .file_names import clean_file_name, file_name_of_url
 from .filtered_search import DEFAULT_SCAN_LIMIT, FilteredIndex
 from .filters import Filter
-from .ingest import IngestLimits, inspect_image
-from .metadata_rules import check_metadata, servable_text
+from .ingest import IngestLimits
+from .metadata_rules import check_metadata
 from .ports import BlobStore, MetadataStore, VectorIndex
 from .records import ImageRecord, IndexingStatus, SearchHit, UploadItem
 from .spaces import ReembedLeases, SpaceHooks, SwitchProgress, VectorSpaces
+from .uploads import UploadStores, aligned, store_uploads, url_items
 
 log = logging.getLogger(__name__)
-
-# An upload whose holds were swept (it took longer than the grace period) stores again; twice
-# more at most, then it answers 503.
-_COMMIT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -203,119 +198,24 @@ class ImageService:
             check_metadata(item.metadata, f"metadata.requests.{n}.metadata", self.limits.metadata)
         if fetched is None:
             fetched = self.fetch_urls(items)
-        records: list[ImageRecord] = []
-        for item, outcome in zip(items, fetched, strict=True):
-            records.append(self._ingest(tenant, item, outcome, earlier=records))
-        records = self._commit(tenant, items, fetched, records)
+        stores = UploadStores(self.metadata, self.blobs, self.limits, self._clock)
+        records = store_uploads(stores, tenant, items, fetched)
         if any(r.status == IndexingStatus.QUEUED for r in records):
             self.queue_changed.set()
         return records
 
-    def _commit(
-        self,
-        tenant: str,
-        items: Sequence[UploadItem],
-        fetched: Sequence[FetchOutcome | None],
-        records: list[ImageRecord],
-    ) -> list[ImageRecord]:
-        """Commit the rows of ingested items, releasing the holds on their bytes; return them.
-
-        An upload slower than the sweep grace period may find its holds (and maybe its bytes)
-        swept: those items are held and stored again, under the same ids, and committed again.
-        """
-        attempt = 1
-        while True:
-            try:
-                # a deduplicated item names an image that exists already: nothing to insert
-                self.metadata.insert_images(
-                    [r for r in records if r.duplicate_of != r.image_id], held=True
-                )
-                return records
-            except BlobHoldLost as lost:
-                if attempt == _COMMIT_ATTEMPTS:
-                    # What these items stored last goes after the grace period, like a dead
-                    # upload's bytes: hold it again, for the sweeper to find.
-                    for r in records:
-                        if r.image_id in lost.image_ids and r.sha256:
-                            self.metadata.hold_blob(r.image_id, r.sha256, self._clock())
-                    raise
-                attempt += 1
-                log.warning("%d uploads outlasted their holds; storing again", len(lost.image_ids))
-                records = [
-                    self._ingest(tenant, item, outcome, r.image_id)
-                    if r.image_id in lost.image_ids
-                    else r
-                    for r, item, outcome in zip(records, items, fetched, strict=True)
-                ]
-
     def fetch_urls(self, items: Sequence[UploadItem]) -> list[FetchOutcome | None]:
         """Fetch the URLs of the URL items, concurrently (blocking); None for other items."""
-        wanted = _url_items(items)
+        wanted = url_items(items)
         outcomes = self.fetches.fetch_all([url for _, url in wanted])
-        return _aligned(len(items), wanted, outcomes)
+        return aligned(len(items), wanted, outcomes)
 
     async def fetch_urls_async(self, items: Sequence[UploadItem]) -> list[FetchOutcome | None]:
         """`fetch_urls` for the event loop: the fetches run on the fetch pool's own threads,
         so slow URLs hold no thread that serves other requests."""
-        wanted = _url_items(items)
+        wanted = url_items(items)
         outcomes = await self.fetches.fetch_all_async([url for _, url in wanted])
-        return _aligned(len(items), wanted, outcomes)
-
-    def _ingest(
-        self,
-        tenant: str,
-        item: UploadItem,
-        fetched: FetchOutcome | None,
-        image_id: str | None = None,
-        earlier: Sequence[ImageRecord] = (),
-    ) -> ImageRecord:
-        now = self._clock()
-        url = None if item.url is None else servable_text(item.url)  # storable, even if bad
-        base = ImageRecord(
-            image_id=image_id or str(uuid.uuid4()),
-            tenant=tenant,
-            status=IndexingStatus.FAILED,
-            upload_timestamp=now,
-            metadata=item.metadata,
-            source_url=url,
-            file_name=(clean_file_name(item.filename) if url is None else file_name_of_url(url)),
-        )
-        try:
-            data = item.read(self.limits.max_file_bytes + 1)
-            if data is None:
-                if not item.url:
-                    raise ValidationError("an upload item needs bytes or a URL")
-                if url != item.url:
-                    raise ValidationError("image URL is not valid Unicode (a lone surrogate)")
-                if fetched is None:
-                    raise ValidationError("an image URL was not fetched")
-                if isinstance(fetched, FetchError):
-                    raise fetched
-                data = fetched.data
-            info = inspect_image(data, self.limits)
-            copy = exact_copy(self.metadata, tenant, info.sha256, earlier)
-            if copy is not None and item.dedupe:
-                return replace(copy, duplicate_of=copy.image_id)  # stores nothing
-            # Hold first: from then until the row commits, no sweep can take these bytes (the
-            # hold is committed before `put` looks whether they are stored already).
-            self.metadata.hold_blob(base.image_id, info.sha256, self._clock())
-            self.blobs.put(info.sha256, data)
-        except ViewfinderError as exc:
-            log.info("upload item rejected: %s", exc.message)
-            return replace(base, error=exc.message)
-        status = IndexingStatus.QUEUED if item.index else IndexingStatus.STORED
-        return replace(
-            base,
-            status=status,
-            sha256=info.sha256,
-            content_type=info.content_type,
-            size_bytes=info.size_bytes,
-            width=info.width,
-            height=info.height,
-            exif=info.exif,
-            phash=info.phash,
-            duplicate_of=None if copy is None else copy.image_id,
-        )
+        return aligned(len(items), wanted, outcomes)
 
     # read
     def get(self, tenant: str, image_id: str) -> ImageRecord:
@@ -535,17 +435,3 @@ def _metadata_text(metadata: dict[str, object]) -> str:
     if isinstance(caption, str) and caption.strip():
         return caption.strip()
     return " ".join(v for v in metadata.values() if isinstance(v, str)).strip()[:1000]
-
-
-def _url_items(items: Sequence[UploadItem]) -> list[tuple[int, str]]:
-    """(position, URL) of each item whose bytes are still to be fetched."""
-    return [(n, i.url) for n, i in enumerate(items) if i.url is not None and i.data is None]
-
-
-def _aligned(
-    count: int, wanted: list[tuple[int, str]], outcomes: Sequence[FetchOutcome]
-) -> list[FetchOutcome | None]:
-    aligned: list[FetchOutcome | None] = [None] * count
-    for (n, _), outcome in zip(wanted, outcomes, strict=True):
-        aligned[n] = outcome
-    return aligned

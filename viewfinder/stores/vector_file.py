@@ -105,7 +105,7 @@ class _Mapped:
         out = np.empty((len(rows), self.width), self.dtype)
         if not len(rows):
             return out
-        buffer = memoryview(out).cast("B")
+        buffer = memoryview(out.data).cast("B")
         size = self.row_bytes
         for n, row in enumerate(rows.tolist()):
             got = os.preadv(self.fd, [buffer[n * size : (n + 1) * size]], row * size)

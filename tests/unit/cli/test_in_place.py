@@ -137,9 +137,7 @@ def test_a_server_serves_files_indexed_in_place(photos: Path, tmp_path: Path) ->
         assert vf.thumbnail(hit.image_id, size=64)[:2] == b"\xff\xd8"
 
 
-def test_migrate_copies_the_bytes_of_images_indexed_in_place(
-    photos: Path, tmp_path: Path
-) -> None:
+def test_migrate_copies_the_bytes_of_images_indexed_in_place(photos: Path, tmp_path: Path) -> None:
     from viewfinder.stores.local_blobs import LocalBlobStore
 
     data = tmp_path / "data"
