@@ -24,7 +24,7 @@ from viewfinder.errors import PayloadTooLarge, UnsupportedMediaType, ValidationE
 
 from .exif import read_exif
 from .metadata_rules import MetadataLimits
-from .perceptual_hash import dhash
+from .perceptual_hash import dhash, grey_of
 from .records import Exif
 
 logger = logging.getLogger(__name__)
@@ -180,15 +180,20 @@ def inspect_image(data: bytes, limits: IngestLimits) -> ImageInfo:
         if fmt in _JPEG_FORMATS:
             # libjpeg still reads every coded block (so damage is found) but keeps 1/8 scale.
             im.draft(im.mode, (1, 1))
-        try:
-            with limits.budget.reserve(_pixel_bytes(im)):
+        # Held until the pixels are freed: the decoded image, and the grey copy (maybe turned
+        # upright) that dHash reads. Released at load, a second huge decode could start while
+        # this one's pixels were still held.
+        grey = im.size[0] * im.size[1]
+        with limits.budget.reserve(_pixel_bytes(im) + 2 * grey):
+            try:
                 im.load()
-        except Exception as exc:  # Pillow raises many types for corrupt data
-            raise _decode_error(exc, content_type) from None
-        if _orientation(im) in _SWAPS_SIDES:
-            width, height = height, width
-        exif = read_exif(im)  # after load: a PNG may keep its eXIf chunk after the pixels
-        phash = _phash(im)
+            except Exception as exc:  # Pillow raises many types for corrupt data
+                raise _decode_error(exc, content_type) from None
+            if _orientation(im) in _SWAPS_SIDES:
+                width, height = height, width
+            exif = read_exif(im)  # after load: a PNG may keep its eXIf chunk after the pixels
+            phash = _phash(im)
+            im.close()  # frees the pixels while they are still reserved
     return ImageInfo(
         content_type=content_type,
         format=fmt,
@@ -205,8 +210,8 @@ def _phash(im: Image.Image) -> int | None:
     """The upright picture's dHash (None when the decoded mode can't be made grey)."""
     try:
         orientation = _orientation(im)
-        upright = im.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else im
-        return dhash(upright)
+        grey = grey_of(im)  # turned upright after: a grey copy is a quarter of an RGB one
+        return dhash(grey.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else grey)
     except (OSError, ValueError):
         return None
 

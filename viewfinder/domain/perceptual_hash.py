@@ -13,9 +13,14 @@ from PIL import Image
 HASH_BITS = 64
 
 
+def grey_of(image: Image.Image) -> Image.Image:
+    """The image in grey ("L"): itself when it is grey already, not a copy."""
+    return image if image.mode == "L" else image.convert("L")
+
+
 def dhash(image: Image.Image) -> int:
     """The image's 64-bit difference hash, as a signed 64-bit integer (SQL BIGINT range)."""
-    grey = image.convert("L").resize((9, 8), Image.Resampling.BILINEAR)
+    grey = grey_of(image).resize((9, 8), Image.Resampling.BILINEAR)
     pixels = np.asarray(grey, dtype=np.int16)
     bits = (pixels[:, 1:] > pixels[:, :-1]).ravel()
     value = 0

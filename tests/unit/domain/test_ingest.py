@@ -292,11 +292,32 @@ def test_inspecting_a_jpeg_decodes_it_reduced() -> None:
     limits = IngestLimits(budget=DecodeBudget())
     info = inspect_image(data, limits)
     assert (info.width, info.height) == (2000, 1600)
-    # 1/8 scale: 250 x 200 pixels of 4 bytes, not 2000 x 1600
-    assert limits.budget.peak == 250 * 200 * 4
+    # 1/8 scale: 250 x 200 pixels of 4 bytes (and 2 more for dHash's grey copies), not
+    # 2000 x 1600
+    assert limits.budget.peak == 250 * 200 * (4 + 2)
     broken = data[: len(data) // 2]
     with pytest.raises(ValidationError, match="cut short"):
         inspect_image(broken, limits)
+
+
+def test_the_pixels_stay_reserved_until_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EXIF and dHash read the decoded pixels after the load: another decode may not take
+    their memory until they are freed."""
+    from viewfinder.domain import ingest
+
+    data = encode(noise(512, 300), "PNG")
+    limits = IngestLimits(budget=DecodeBudget())
+    held: list[int] = []
+    phash = ingest._phash
+
+    def watched(im: Image.Image) -> int | None:
+        held.append(limits.budget._used)
+        return phash(im)
+
+    monkeypatch.setattr(ingest, "_phash", watched)
+    inspect_image(data, limits)
+    assert held == [512 * 300 * (4 + 2)]
+    assert limits.budget._used == 0
 
 
 def test_decodes_in_flight_stay_within_the_budget() -> None:
