@@ -27,6 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from viewfinder.embedders.blas import limit_blas_threads  # noqa: E402
 from viewfinder.embedders.builtin import BuiltinEmbedder  # noqa: E402
 from viewfinder.evaluation import (  # noqa: E402
     calibration_table,
@@ -48,6 +49,12 @@ def main() -> None:
     parser.add_argument("--text-model", default="minilm")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: auto)")
     parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="numpy's BLAS threads, as a process that loads a model sets them (0: its default)",
+    )
+    parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "viewfinder-bench" / "builtin"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -64,6 +71,7 @@ def main() -> None:
     items = load_captioned_folder(args.data)
     texts, targets = caption_queries(items)
 
+    limit_blas_threads(args.blas_threads)
     t0 = time.perf_counter()
     emb = BuiltinEmbedder(
         args.cache, variant=args.variant, text_model=args.text_model, intra_op_threads=args.threads

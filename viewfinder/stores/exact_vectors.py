@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 _SCAN_CHUNK = 65536  # rows scored at once by an exact scan
 _READ_ROWS = 4096  # scattered rows up to this many are read with pread, not mapped (~10 ms)
 _SPARSE = 8  # rows are scattered when they span this many times their number
+# Rows spanning at most twice their number are scored in place, holes and all: a product over
+# the span costs less than copying the rows out (fancy indexing) first.
+_DENSE = 2
 
 
 def shadow_path(path: Path) -> Path:
@@ -308,9 +311,12 @@ class ExactVectorIndex:
             if not len(chunk):
                 return chunk, np.zeros(0, np.float32)
             first, last = int(chunk[0]), int(chunk[-1])
-            if last - first + 1 == len(chunk):  # a run of rows: score the mapping in place
+            span = last - first + 1
+            if span == len(chunk):  # a run of rows: score the mapping in place
                 scores = vectors[first : last + 1] @ query
-            elif len(chunk) <= _READ_ROWS and last - first + 1 > _SPARSE * len(chunk):
+            elif span <= _DENSE * len(chunk):  # a run with holes (deleted or others' rows)
+                scores = (vectors[first : last + 1] @ query)[chunk - first]
+            elif len(chunk) <= _READ_ROWS and span > _SPARSE * len(chunk):
                 scores = file.read_vectors(chunk) @ query
             else:
                 scores = vectors[chunk] @ query
