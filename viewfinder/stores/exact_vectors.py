@@ -13,12 +13,10 @@ reported as indexed. A `vectors.db` SQLite file of the earlier format is migrate
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +27,9 @@ from . import ann_index
 from .ann_index import AnnIndex
 from .vector_file import ANN_DIR, FREE, AnnEntry, VectorFile
 from .vector_migration import is_legacy, legacy_stored_model, migrate_legacy, recover_migration
+from .vector_scan import RowScanner, best
 
 log = logging.getLogger(__name__)
-
-_SCAN_CHUNK = 65536  # rows scored at once by an exact scan
-_READ_ROWS = 4096  # scattered rows up to this many are read with pread, not mapped (~10 ms)
-_SPARSE = 8  # rows are scattered when they span this many times their number
-# Rows spanning at most twice their number are scored in place, holes and all: a product over
-# the span costs less than copying the rows out (fancy indexing) first.
-_DENSE = 2
 
 
 def shadow_path(path: Path) -> Path:
@@ -126,7 +118,7 @@ class ExactVectorIndex:
         self._model_id: str | None = None
         self._dim: int | None = None
         self._rows: dict[int, _RowList] = {}
-        self._scanners: ThreadPoolExecutor | None = None  # score a big scan's chunks at once
+        self._scanner = RowScanner()
         self._ann: dict[int, AnnIndex] = {}
         self._stale: dict[int, int] = {}  # rows freed in each tenant's graph since its build
         self._generation = 0  # bumped by reset and close: a build of an older one is dropped
@@ -238,7 +230,7 @@ class ExactVectorIndex:
             labels = file.label_view()
             ann = self._ann.get(tid)
             if ann is None:
-                rows, scores = self._scan(self._rows_of(tid), tid, labels, file, query, k)
+                rows, scores = self._scanner.scan(self._rows_of(tid), tid, labels, file, query, k)
             else:
                 extra = max(4 * k, k + 64)
                 found = ann.search(query, min(extra, len(ann)))
@@ -247,8 +239,8 @@ class ExactVectorIndex:
                 # the graph's candidates are re-scored from rows read, not mapped (the
                 # process keeps no page of them); rows added since the build are scanned
                 scored = (found, file.read_vectors(found) @ query)
-                tail = self._scan(self._tail(tid, ann.rows), tid, labels, file, query, k)
-                rows, scores = _best(k, scored, tail)
+                tail = self._scanner.scan(self._tail(tid, ann.rows), tid, labels, file, query, k)
+                rows, scores = best(k, scored, tail)
             names = file.ids_of(rows.tolist())
             return [
                 (names[int(r)], float(s))
@@ -270,7 +262,7 @@ class ExactVectorIndex:
             by_id = file.rows_of_ids(tid, ids)
             rows = np.array(sorted(by_id.values()), dtype=np.int64)
             labels = file.label_view()
-            rows, scores = self._scan(rows, tid, labels, file, query, k)
+            rows, scores = self._scanner.scan(rows, tid, labels, file, query, k)
             names = {row: image_id for image_id, row in by_id.items()}
             return [(names[int(r)], float(s)) for r, s in zip(rows, scores, strict=True)]
 
@@ -285,58 +277,6 @@ class ExactVectorIndex:
     def _tail(self, tid: int, start: int) -> np.ndarray:
         rows = self._rows_of(tid)
         return rows[np.searchsorted(rows, start) :]
-
-    def _scan(
-        self,
-        rows: np.ndarray,
-        tid: int,
-        labels: np.ndarray,
-        file: VectorFile,
-        query: np.ndarray,
-        k: int,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The best k of `rows` still labelled `tid`, scored exactly, best first.
-
-        A run of rows is scored in the mapping. Scattered rows (a small tenant among many,
-        whose rows interleave with the others') are read with pread when they are few: the
-        kernel maps a whole page-cache folio (up to megabytes) for each row touched through
-        the mapping, which would leave most of the file resident in this process. A scan of
-        more than one chunk scores its chunks on every core (numpy lets go of the GIL): a
-        process that runs a model keeps numpy's BLAS to one thread (embedders/blas.py)."""
-        vectors = file.vector_view()
-
-        def score(start: int) -> tuple[np.ndarray, np.ndarray]:
-            chunk = rows[start : start + _SCAN_CHUNK]
-            chunk = chunk[labels[chunk] == tid]
-            if not len(chunk):
-                return chunk, np.zeros(0, np.float32)
-            first, last = int(chunk[0]), int(chunk[-1])
-            span = last - first + 1
-            if span == len(chunk):  # a run of rows: score the mapping in place
-                scores = vectors[first : last + 1] @ query
-            elif span <= _DENSE * len(chunk):  # a run with holes (deleted or others' rows)
-                scores = (vectors[first : last + 1] @ query)[chunk - first]
-            elif len(chunk) <= _READ_ROWS and span > _SPARSE * len(chunk):
-                scores = file.read_vectors(chunk) @ query
-            else:
-                scores = vectors[chunk] @ query
-            if len(chunk) > k:
-                top = np.argpartition(-scores, k - 1)[:k]
-                chunk, scores = chunk[top], scores[top]
-            return chunk, scores
-
-        starts = range(0, len(rows), _SCAN_CHUNK)
-        if len(starts) > 1:
-            return _best(k, *self._scan_threads().map(score, starts))
-        return _best(k, *(score(start) for start in starts))
-
-    def _scan_threads(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._scanners is None:
-                self._scanners = ThreadPoolExecutor(
-                    max_workers=os.cpu_count() or 1, thread_name_prefix="vf-scan"
-                )
-            return self._scanners
 
     def vectors_of(self, tenant: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
         file, _ = self._opened()
@@ -402,9 +342,7 @@ class ExactVectorIndex:
             for ann in self._ann.values():
                 ann.close()
             self._ann.clear()
-            if self._scanners is not None:
-                self._scanners.shutdown(wait=True)
-                self._scanners = None
+            self._scanner.close()
             if self._file is not None:
                 if self._dim is not None:
                     self._file.mark_clean()
@@ -552,14 +490,3 @@ class ExactVectorIndex:
         keys = old.keys()
         keys = keys[keys < len(labels)]
         return keys[labels[keys] != tid]
-
-
-def _best(k: int, *parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The best k of some (rows, scores) pairs, best first; ties: the older row first."""
-    parts = tuple(p for p in parts if len(p[0]))
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    rows = np.concatenate([p[0] for p in parts])
-    scores = np.concatenate([p[1] for p in parts])
-    order = np.lexsort((rows, -scores))[:k]
-    return rows[order], scores[order]

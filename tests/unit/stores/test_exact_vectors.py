@@ -114,37 +114,3 @@ def test_a_scattered_small_tenant_is_read_not_mapped(tmp_path: Path) -> None:
     np.testing.assert_allclose(got_vectors["i3"], data[3], atol=1e-6)
     assert index.vectors_of("t3", ["not-stored"]) == {}  # no row to read
     index.close()
-
-
-def test_a_scan_of_many_chunks_scores_them_on_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from viewfinder.stores import exact_vectors
-
-    monkeypatch.setattr(exact_vectors, "_SCAN_CHUNK", 64)  # 1,000 rows: 16 chunks
-    index = ExactVectorIndex(tmp_path / "v", ann_threshold=0)
-    index.open("m", 8)
-    data = vecs(1000)
-    ids = [f"i{n}" for n in range(1000)]
-    # two tenants interleaved, so chunks hold rows of both, and some a run of one
-    tenants = ["a" if n % 3 else "b" for n in range(1000)]
-    index.upsert(ids, tenants, data)
-    threads: set[str] = set()
-    score = exact_vectors.ExactVectorIndex._scan_threads
-
-    def watched(self: exact_vectors.ExactVectorIndex) -> object:
-        pool = score(self)
-        threads.add(type(pool).__name__)
-        return pool
-
-    monkeypatch.setattr(exact_vectors.ExactVectorIndex, "_scan_threads", watched)
-    for seed in range(5):
-        q = vecs(1, seed=100 + seed)[0]
-        for tenant in ("a", "b"):
-            mine = [n for n in range(1000) if tenants[n] == tenant]
-            expected = sorted(mine, key=lambda n: -float(data[n] @ q))[:10]
-            got = index.search(tenant, q, 10)
-            assert [i for i, _ in got] == [ids[n] for n in expected]
-    assert threads == {"ThreadPoolExecutor"}
-    index.close()
-    assert index._scanners is None  # the scan threads end with the index
