@@ -3,10 +3,11 @@
 numpy's matrix products run on OpenBLAS, which starts a thread per core and, after each
 product it splits across them, keeps those threads spinning for a while in case another one
 follows. Next to a model that already runs on every core (ONNX Runtime), that spinning only
-takes CPU from it: with two BLAS threads the built-in model's bare loop spent 29 ms of CPU an
-image against 25 ms with one, and an indexing server about 4 ms more an image besides. The
-products a model's own code does (a projection, a blend, colour look-ups) are small, so one
-thread is enough for them. Whoever loads a model sets it once for the process.
+takes CPU from it: with two BLAS threads the built-in model's decode-and-embed loop spent 23
+to 24 ms of CPU an image against 19 to 21 ms with one, and ran 2 to 17% slower (interleaved
+runs on 2 cores). The products a model's own code does (a projection, a blend, colour
+look-ups) are small, so one thread is enough for them. Whoever loads a model sets it once for
+the process.
 """
 
 from __future__ import annotations
