@@ -277,8 +277,9 @@ class Settings(BaseSettings):
     inference_slots: int = Field(
         0,
         ge=0,
-        description="Most model calls (query embeddings and image batches) one process runs "
-        "at once, across all models; the others wait (0: one per CPU core, at least 2).",
+        description="Most image batches, and apart from them most query embeddings, one "
+        "process embeds at once, across all models; the others wait, and a query never waits "
+        "behind image batches (0: one per CPU core, at least 2).",
     )
     providers: str | None = Field(
         None,

@@ -7,6 +7,7 @@ Images are summarised by their mean colour; texts by the colour words they conta
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ class FakeEmbedder:
         self._delay_s = delay_s  # per image: lets crash tests catch indexing mid-way
         self._load_s = load_s  # `warm_up` takes this long once, as a real model's first load
         self.images_embedded = 0
+        self._counting = threading.Lock()  # workers embed two batches at once
         self.warmed_up = False
 
     def warm_up(self) -> None:
@@ -70,7 +72,8 @@ class FakeEmbedder:
         for img in images:
             small = np.asarray(img.convert("RGB").resize((8, 8)), dtype=np.float32)
             rows.append(self._colour_vector(small.reshape(-1, 3).mean(axis=0)))
-        self.images_embedded += len(rows)
+        with self._counting:
+            self.images_embedded += len(rows)
         return l2_normalize(np.stack(rows)) if rows else np.zeros((0, self._dim), np.float32)
 
     def embed_and_tag(

@@ -1,10 +1,14 @@
-"""A bounded inference pool: at most N model calls run at once in a process.
+"""A bounded inference pool: at most N image batches and N queries embed at once in a process.
 
 Searches embed their query on the server's request threads and every indexing worker embeds
-its batches on its own thread; without a bound, a burst of requests or many workers would run
+its batches on its own threads; without a bound, a burst of requests or many workers would run
 that many ONNX Runtime inferences at once, each wanting every core, and all of them would
-slow down together. The pool hands out a fixed number of slots; a call waits for a free one.
-One pool serves every model of a process (during a model switch, the old and the new).
+slow down together. The pool hands out a fixed number of slots for each kind of call; a call
+waits for a free slot of its kind. Image batches and queries have slots of their own, so a
+query never waits behind image batches (a query takes milliseconds, a batch a second): an
+indexing worker keeps two batches embedding at once (indexing/worker.py), which would
+otherwise hold every slot of a two-core machine. One pool serves every model of a process
+(during a model switch, the old and the new).
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -23,25 +28,37 @@ from .base import Embedder
 from .tags import TagLimits, embed_and_tag
 
 InferenceObserver = Callable[[str, int, float], None]
+CallKind = Literal["images", "texts"]
 
 
 def default_slots() -> int:
     """The pool size when none is configured: one slot per core, at least two.
 
-    Two, so that a query never waits behind a whole image batch on a small machine.
+    Two, so that the two batches an indexing worker keeps in flight embed at once on a small
+    machine, and two queries run side by side.
     """
     return max(2, os.cpu_count() or 1)
 
 
 class InferencePool:
-    """Slots for model calls, shared by every embedder `bound` to it."""
+    """Slots for model calls, `size` for image batches and `size` for queries, shared by
+    every embedder `bound` to it."""
 
     def __init__(self, slots: int = 0) -> None:
         if slots < 0:
             raise ValueError("inference slots must be >= 0 (0: one per core)")
         self.size = slots or default_slots()
-        self._slots = threading.BoundedSemaphore(self.size)
+        self._slots: dict[CallKind, threading.BoundedSemaphore] = {
+            "images": threading.BoundedSemaphore(self.size),
+            "texts": threading.BoundedSemaphore(self.size),
+        }
         self._observers: list[InferenceObserver] = []
+
+    @contextmanager
+    def slot(self, kind: CallKind) -> Iterator[None]:
+        """Hold a slot for one model call of `kind` ("images" or "texts")."""
+        with self._slots[kind]:
+            yield
 
     def observe(self, observer: InferenceObserver) -> Callable[[], None]:
         """Tell `observer` the kind ("images", "texts"), size and seconds of every model call
@@ -60,12 +77,6 @@ class InferencePool:
             embedder = embedder.inner
         return BoundedEmbedder(embedder, self)
 
-    def __enter__(self) -> None:
-        self._slots.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._slots.release()
-
 
 class BoundedEmbedder:
     """An Embedder whose `embed_images` and `embed_texts` wait for a slot of a pool."""
@@ -83,7 +94,7 @@ class BoundedEmbedder:
         return self.inner.dim
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        with self.pool:
+        with self.pool.slot("images"):
             started = time.perf_counter()
             vectors = self.inner.embed_images(images)
         self.pool.record("images", len(images), time.perf_counter() - started)
@@ -93,14 +104,14 @@ class BoundedEmbedder:
         self, images: Sequence[Image.Image], limits: TagLimits
     ) -> tuple[np.ndarray, list[list[Tag]] | None]:
         """`embed_images` with the model's tags (None: it has none), in one slot."""
-        with self.pool:
+        with self.pool.slot("images"):
             started = time.perf_counter()
             result = embed_and_tag(self.inner, images, limits)
         self.pool.record("images", len(images), time.perf_counter() - started)
         return result
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        with self.pool:
+        with self.pool.slot("texts"):
             started = time.perf_counter()
             vectors = self.inner.embed_texts(texts)
         self.pool.record("texts", len(texts), time.perf_counter() - started)

@@ -4,10 +4,13 @@ Order of commits makes a crash at any point safe: vectors are upserted (keyed by
 so a repeat overwrites) before the image is marked indexed; an image whose job is still
 queued after a crash is simply embedded again.
 
-While one batch is embedded, the next is already claimed and decoding on a small thread pool,
-so decoding overlaps inference; model calls themselves wait for a slot of the process's
-inference pool (`embedders.pool`). `stop()` lets the batch in hand finish and gives back the
-one claimed ahead, unembedded, so that a stopping worker takes one batch's time and its
+A worker holds two batches at once (`WorkerOptions.in_flight`): while one embeds, the next is
+claimed and decodes on a small thread pool, then embeds beside it. So decoding overlaps
+inference, and the model's threads never wait at the end of a batch, where its last images,
+the blending of its vectors and its commits run on one core: on two cores that idle tail was
+a tenth of the time. Model calls wait for a slot of the process's inference pool
+(`embedders.pool`). `stop()` lets the batches already embedding finish and gives back the ones
+still decoding, unembedded, so that a stopping worker takes at most a batch's time and those
 claims are at once free for other workers (not when their lease runs out).
 """
 
@@ -16,8 +19,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from PIL import Image
@@ -45,7 +49,12 @@ class WorkerOptions:
     retry_delay_s: float = 2.0
     poll_interval_s: float = 0.5
     decode_threads: int = 2
+    in_flight: int = 2  # batches held at once: one embedding, the next decoding, then beside it
     tags: TagLimits = TagLimits()  # tags kept per image, when the model can name things
+
+    def __post_init__(self) -> None:
+        if self.in_flight < 1:
+            raise ValueError("a worker needs at least one batch in flight")
 
 
 @dataclass
@@ -80,6 +89,9 @@ class IndexingWorker:
         self._decoder = ThreadPoolExecutor(
             max_workers=max(1, options.decode_threads), thread_name_prefix="vf-decode"
         )
+        self._lanes = ThreadPoolExecutor(
+            max_workers=options.in_flight, thread_name_prefix="vf-batch"
+        )
 
     def _decode(self, job: Job) -> Image.Image:
         data = self.service.blobs.get(job.sha256)
@@ -95,24 +107,30 @@ class IndexingWorker:
         return len(batch.jobs)
 
     def _pipeline(self) -> int:
-        """Process batches until the queue is empty, decoding the next while embedding this one.
+        """Process batches until the queue is empty, `in_flight` of them at once.
 
-        Returns how many jobs it took. The next batch is claimed (and leased) before the
-        current one is embedded, so its images decode on the decode threads while the model
-        runs: the model never waits for JPEG decoding once the pipeline is full.
+        Returns how many jobs it took. A batch is claimed (and leased) as soon as fewer than
+        `in_flight` are held, so its images decode on the decode threads while the batch
+        before it embeds, and then it embeds beside that one. After stop() no batch is
+        claimed; the batches held finish or are given back (`_finish`).
         """
         taken = 0
-        batch = self._claim()
-        while batch is not None:
-            taken += len(batch.jobs)
-            full = len(batch.jobs) >= self.options.batch_size
-            # after stop() the batch in hand is finished but no new one is claimed
-            upcoming = self._claim() if full and not self._stop.is_set() else None
-            self._finish(batch)
-            if upcoming is not None and self._stop.is_set():
-                self._release(upcoming)  # claimed ahead: let other workers have it now
-                upcoming = None
-            batch = upcoming
+        held: deque[Future[None]] = deque()
+        try:
+            while not self._stop.is_set():
+                batch = self._claim()
+                if batch is None:
+                    break
+                taken += len(batch.jobs)
+                held.append(self._lanes.submit(self._finish, batch))
+                if len(batch.jobs) < self.options.batch_size:
+                    break  # the queue had no more
+                if len(held) >= self.options.in_flight:
+                    held.popleft().result()
+        finally:
+            wait(held)  # no batch outlives the call, even when one failed
+        for future in held:
+            future.result()  # a store failure of a batch is the call's failure
         return taken
 
     def _claim(self) -> _Batch | None:
@@ -136,11 +154,18 @@ class IndexingWorker:
             [job.image_id for job in batch.jobs], batch.lease_until
         )
         self.service.queue_changed.set()
-        log.info("stopping: gave back %d images claimed ahead", released)
+        log.info("stopping: gave back %d images not embedded yet", released)
 
     def _finish(self, batch: _Batch) -> None:
-        """Wait for a batch's images, embed them and commit the vectors, then the statuses."""
+        """Wait for a batch's images, embed them and commit the vectors, then the statuses.
+
+        A batch that is not embedding yet when the worker stops is given back instead."""
         svc = self.service
+        if not self._stop.is_set():
+            wait(batch.images)
+        if self._stop.is_set():
+            self._release(batch)
+            return
         decoded: list[tuple[Job, Image.Image]] = []
         for job, future in zip(batch.jobs, batch.images, strict=True):
             try:
@@ -264,8 +289,9 @@ class IndexingWorker:
         self.service.queue_changed.set()
 
     def close(self) -> None:
-        """Stop and release the decode pool."""
+        """Stop and release the batch and decode threads."""
         self.stop()
+        self._lanes.shutdown(wait=True)
         self._decoder.shutdown(wait=True)
 
 

@@ -1,4 +1,5 @@
-"""The inference pool: never more model calls at once than it has slots."""
+"""The inference pool: never more image batches, nor more queries, at once than it has slots;
+a query never waits behind image batches."""
 
 from __future__ import annotations
 
@@ -36,33 +37,67 @@ class Counter:
 
 
 class CountingEmbedder(FakeEmbedder):
-    """Reports each of its model calls to a Counter."""
+    """Reports each of its query calls to one Counter and each image batch to another."""
 
-    def __init__(self, counter: Counter | None = None, dim: int = 32) -> None:
+    def __init__(
+        self, counter: Counter | None = None, dim: int = 32, images: Counter | None = None
+    ) -> None:
         super().__init__(dim=dim, model_id=f"fake-{dim}")
         self.counter = counter or Counter()
+        self.images = images or Counter()
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         self.counter.call()
         return super().embed_texts(texts)
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        self.counter.call()
+        self.images.call()
         return super().embed_images(images)
 
 
 @pytest.mark.parametrize("slots", [1, 3])
-def test_calls_never_exceed_the_slots(slots: int) -> None:
+def test_calls_of_each_kind_never_exceed_the_slots(slots: int) -> None:
     inner = CountingEmbedder()
     pool = InferencePool(slots)
     bounded = pool.bound(inner)
     image = Image.new("RGB", (8, 8), (200, 0, 0))
-    with ThreadPoolExecutor(12) as ex:
+    with ThreadPoolExecutor(24) as ex:
         calls = [ex.submit(bounded.embed_texts, ["a dog"]) for _ in range(20)]
         calls += [ex.submit(bounded.embed_images, [image]) for _ in range(20)]
         results = [c.result() for c in calls]
     assert inner.counter.peak == slots
+    assert inner.images.peak == slots
     assert all(r.shape == (1, inner.dim) for r in results)
+
+
+class HeldImages(FakeEmbedder):
+    """Image batches that run until let go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = threading.Event()
+        self.go = threading.Event()
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.embedding.set()
+        assert self.go.wait(10)
+        return super().embed_images(images)
+
+
+def test_a_query_never_waits_behind_image_batches() -> None:
+    inner = HeldImages()
+    bounded = InferencePool(1).bound(inner)
+    image = Image.new("RGB", (8, 8), (0, 200, 0))
+    with ThreadPoolExecutor(2) as ex:
+        batch = ex.submit(bounded.embed_images, [image])
+        assert inner.embedding.wait(10)  # the only image slot is taken
+        try:
+            query = ex.submit(bounded.embed_texts, ["a green square"])
+            assert query.result(timeout=5).shape == (1, inner.dim)
+            assert not batch.done()
+        finally:
+            inner.go.set()
+        assert batch.result(timeout=10).shape == (1, inner.dim)
 
 
 def test_models_bound_to_one_pool_share_its_slots() -> None:

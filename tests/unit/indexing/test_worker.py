@@ -146,3 +146,54 @@ def test_next_batch_decodes_while_this_one_embeds(service: ImageService) -> None
     assert embedder.overlapped == [True]
     assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
     assert embedder.images_embedded == 4
+
+
+class OverlapEmbedder(FakeEmbedder):
+    """Records how many batches embed at once; the first waits a while for a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+        self.second = threading.Event()
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            first = self.running == 1 and self.images_embedded == 0
+            if self.running > 1:
+                self.second.set()
+        try:
+            if first:
+                self.second.wait(5)
+            return super().embed_images(images)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_two_batches_embed_at_once_and_no_more(service: ImageService) -> None:
+    # the model's threads don't idle at the end of one batch: the next embeds beside it
+    ids = _upload(service, 10)
+    embedder = OverlapEmbedder()
+    service.embedder = embedder
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2))
+    worker.drain()
+    worker.close()
+    assert embedder.second.is_set() and embedder.peak == 2
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+    assert embedder.images_embedded == 10
+
+
+def test_one_batch_in_flight_embeds_alone(service: ImageService) -> None:
+    ids = _upload(service, 4)
+    embedder = OverlapEmbedder()
+    embedder.second.set()  # nobody waits
+    service.embedder = embedder
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2, in_flight=1))
+    worker.drain()
+    worker.close()
+    assert embedder.peak == 1
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
