@@ -78,23 +78,25 @@ def photos(n: int) -> list[bytes]:
     return out
 
 
-def bare_loop(settings: Settings, payloads: list[bytes]) -> float:
-    """Images/s of decode + embed (with tags, as the worker does) in batches of 16."""
+def bare_loop(settings: Settings, payloads: list[bytes]) -> tuple[float, float]:
+    """Images/s and CPU ms an image (this process's) of decode + embed (with tags, as the
+    worker does) in batches of 16."""
     embedder = load_embedder(settings)
     limits = IngestLimits()
     decode = [
         lambda b=b: decode_rgb(b, limits.max_pixels, max_side=DECODE_MAX_SIDE) for b in payloads
     ]
     embed_and_tag(embedder, [decode[0]()], TagLimits())  # warm-up: load the model
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(decode), 16):
         images = [d() for d in decode[start : start + 16]]
         embed_and_tag(embedder, images, TagLimits())
     rate = len(payloads) / (time.perf_counter() - started)
+    cpu_ms = 1000 * (time.process_time() - cpu) / len(payloads)
     close = getattr(embedder, "close", None)
     if close is not None:
         close()
-    return rate
+    return rate, cpu_ms
 
 
 def cpu_seconds(pid: int) -> float:
@@ -185,7 +187,7 @@ def main() -> None:
                 raise SystemExit(f"upload failed: {reply.status} {text[:200]!r}")
 
         settings = Settings(data_dir=data_dir, model=args.model)
-        bare_before = bare_loop(settings, payloads)
+        bare_before, bare_cpu_before = bare_loop(settings, payloads)
         with Server(data_dir, env) as server:
             url = server.url
             send(encode(batches[0][:1]))  # warm up the model and the connection
@@ -202,7 +204,7 @@ def main() -> None:
             server_cpu = cpu_seconds(server.proc.pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
 
-        bare_after = bare_loop(settings, payloads)
+        bare_after, bare_cpu_after = bare_loop(settings, payloads)
         bare = (bare_before + bare_after) / 2
         seed_vectors(settings, "bench", args.vectors)
 
@@ -233,6 +235,7 @@ def main() -> None:
         "bare_loop_images_per_s": round(bare, 2),
         "bare_loop_before_after": [round(bare_before, 2), round(bare_after, 2)],
         "ingest_share_of_bare": round(args.images / ingest_s / bare, 3),
+        "bare_loop_cpu_ms_per_image": round((bare_cpu_before + bare_cpu_after) / 2, 1),
         # CPU the server used while ingesting (cores: its average over the run) and what this
         # benchmark's own client took of the same cores
         "ingest_server_cpu_ms_per_image": round(1000 * server_cpu / args.images, 1),
@@ -246,7 +249,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for k, v in result.items():
-        print(f"{k:>22}: {v}")
+        print(f"{k:>30}: {v}")
     print(f"written to {args.out}")
 
 
