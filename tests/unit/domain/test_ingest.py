@@ -3,6 +3,8 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -385,3 +387,36 @@ def test_budget_serves_first_come_first() -> None:
     big.join(5)
     small.join(5)
     assert order == ["big", "small"]
+
+
+ALLOCATIONS = """
+import resource
+import numpy as np
+from viewfinder.domain.ingest import return_freed_pixels_to_the_os
+if not return_freed_pixels_to_the_os():
+    print("skip")
+    raise SystemExit
+def faults(nbytes):
+    np.ones(nbytes, np.uint8)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        block = np.ones(nbytes, np.uint8)
+        del block
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(faults(3 * 2**20), faults(64 * 2**20))
+"""
+
+
+def test_photo_sized_blocks_are_reused_and_huge_ones_go_back_to_the_os() -> None:
+    # in a process of its own: the allocator setting is process-wide
+    out = subprocess.run(
+        [sys.executable, "-c", ALLOCATIONS], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if out == ["skip"]:
+        pytest.skip("not glibc")
+    photo, huge = (int(n) for n in out)
+    # a 3 MiB block (a decoded photo, a model batch) is reused: no page faulted in again (with
+    # glibc's mmap from 1 MiB, each of the 20 faulted in and zeroed its 768 pages)
+    assert photo < 20, photo
+    # a 64 MiB block is mapped afresh each time: its memory went back when it was freed
+    assert huge >= 20, huge
