@@ -1,6 +1,6 @@
 """End-to-end benchmark: ingest throughput over HTTP and search latency at 10,000 vectors.
 
-    python bench/ingest_search.py [--model builtin] [--images 480] [--vectors 10000]
+    python bench/ingest_search.py [--model builtin] [--images 480] [--rounds 3] [--vectors 10000]
 
 Starts a real `viewfinder serve` process. Ingest: uploads images (coco_mini when present,
 else generated photos-like noise) in requests of 16 from 4 client threads and times until
@@ -8,9 +8,10 @@ every one is indexed. The request bodies are encoded before the clock starts: th
 shares this machine's cores with the server, where a real client is elsewhere.
 
 The bare model loop (decode and embed the same images in batches of 16, in this process,
-nothing else) is timed in the same run, before and after the HTTP run; HTTP ingest is
-reported as a share of their mean, so a machine whose speed drifts (a shared host) skews the
-share less. Both are reported.
+nothing else) is timed in the same run, before and after each of --rounds HTTP ingests into
+the same server (the server idles meanwhile); each round's HTTP rate is reported as a share of
+the mean of the loops either side, and the medians over the rounds, so a machine whose speed
+drifts (a shared host) skews the share less. Every round is in the results file.
 
 Search: seeds the store up to --vectors indexed images (random unit vectors, inserted through
 the store protocols), then times --queries searches over HTTP.
@@ -148,6 +149,9 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=0, help="VIEWFINDER_WORKERS (0: the default)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="HTTP ingests, each between two bare loops"
+    )
     parser.add_argument("--vectors", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument(
@@ -187,25 +191,40 @@ def main() -> None:
                 raise SystemExit(f"upload failed: {reply.status} {text[:200]!r}")
 
         settings = Settings(data_dir=data_dir, model=args.model)
-        bare_before, bare_cpu_before = bare_loop(settings, payloads)
+        bare = [bare_loop(settings, payloads)]
+        rounds: list[dict[str, float]] = []
         with Server(data_dir, env) as server:
             url = server.url
             send(encode(batches[0][:1]))  # warm up the model and the connection
             wait_all_indexed(url, headers, 1, 300)
             assert server.proc is not None
-            server_cpu = cpu_seconds(server.proc.pid)
-            client_cpu = time.process_time()
-            started = time.perf_counter()
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(send, bodies))
-            uploaded = time.perf_counter() - started
-            wait_all_indexed(url, headers, args.images + 1, 3600)
-            ingest_s = time.perf_counter() - started
-            server_cpu = cpu_seconds(server.proc.pid) - server_cpu
-            client_cpu = time.process_time() - client_cpu
+            for n in range(args.rounds):
+                server_cpu = cpu_seconds(server.proc.pid)
+                client_cpu = time.process_time()
+                started = time.perf_counter()
+                with ThreadPoolExecutor(4) as pool:
+                    list(pool.map(send, bodies))
+                uploaded = time.perf_counter() - started
+                wait_all_indexed(url, headers, (n + 1) * args.images + 1, 3600)
+                ingest_s = time.perf_counter() - started
+                server_cpu = cpu_seconds(server.proc.pid) - server_cpu
+                client_cpu = time.process_time() - client_cpu
+                bare.append(bare_loop(settings, payloads))  # the server idles meanwhile
+                rate = args.images / ingest_s
+                rounds.append(
+                    {
+                        "images_per_s": round(rate, 2),
+                        "upload_s": round(uploaded, 2),
+                        "to_indexed_s": round(ingest_s, 2),
+                        "bare_before_after": [round(bare[n][0], 2), round(bare[n + 1][0], 2)],
+                        "share_of_bare": round(rate / ((bare[n][0] + bare[n + 1][0]) / 2), 3),
+                        "server_cpu_ms_per_image": round(1000 * server_cpu / args.images, 1),
+                        "server_cores": round(server_cpu / ingest_s, 2),
+                        "client_cpu_s": round(client_cpu, 2),
+                    }
+                )
+                print(f"round {n + 1}: {rounds[-1]}", flush=True)
 
-        bare_after, bare_cpu_after = bare_loop(settings, payloads)
-        bare = (bare_before + bare_after) / 2
         seed_vectors(settings, "bench", args.vectors)
 
         with Server(data_dir, env) as server:
@@ -225,22 +244,24 @@ def main() -> None:
                 status = client.get("/v1/status").json()
 
     lat = sorted(latencies)
+
+    def median(key: str) -> float:
+        return round(statistics.median(r[key] for r in rounds), 3)
+
     result = {
         "model": status["model_id"],
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "ingest_images": args.images,
-        "ingest_upload_s": round(uploaded, 2),
-        "ingest_to_indexed_s": round(ingest_s, 2),
-        "ingest_images_per_s": round(args.images / ingest_s, 2),
-        "bare_loop_images_per_s": round(bare, 2),
-        "bare_loop_before_after": [round(bare_before, 2), round(bare_after, 2)],
-        "ingest_share_of_bare": round(args.images / ingest_s / bare, 3),
-        "bare_loop_cpu_ms_per_image": round((bare_cpu_before + bare_cpu_after) / 2, 1),
+        # medians over the rounds; each round's share is against the bare loops either side
+        "ingest_images_per_s": median("images_per_s"),
+        "bare_loop_images_per_s": round(statistics.median(b[0] for b in bare), 2),
+        "ingest_share_of_bare": median("share_of_bare"),
+        "bare_loop_cpu_ms_per_image": round(statistics.median(b[1] for b in bare), 1),
         # CPU the server used while ingesting (cores: its average over the run) and what this
         # benchmark's own client took of the same cores
-        "ingest_server_cpu_ms_per_image": round(1000 * server_cpu / args.images, 1),
-        "ingest_server_cores": round(server_cpu / ingest_s, 2),
-        "ingest_client_cpu_s": round(client_cpu, 2),
+        "ingest_server_cpu_ms_per_image": median("server_cpu_ms_per_image"),
+        "ingest_server_cores": median("server_cores"),
+        "ingest_rounds": rounds,
         "indexed_vectors": status["indexed"],
         "search_queries": args.queries,
         "search_p50_ms": round(statistics.median(lat), 2),
@@ -249,7 +270,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for k, v in result.items():
-        print(f"{k:>30}: {v}")
+        if k != "ingest_rounds":
+            print(f"{k:>30}: {v}")
     print(f"written to {args.out}")
 
 
