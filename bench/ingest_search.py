@@ -1,6 +1,6 @@
 """End-to-end benchmark: ingest throughput over HTTP and search latency at 10,000 vectors.
 
-    python bench/ingest_search.py [--model builtin] [--images 480] [--rounds 3] [--vectors 10000]
+    python bench/ingest_search.py [--model builtin] [--images 480] [--rounds 5] [--vectors 10000]
 
 Starts a real `viewfinder serve` process. Ingest: uploads images (coco_mini when present,
 else generated photos-like noise) in requests of 16 from 4 client threads and times until
@@ -150,7 +150,7 @@ def main() -> None:
         "--workers", type=int, default=0, help="VIEWFINDER_WORKERS (0: the default)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=3, help="HTTP ingests, each between two bare loops"
+        "--rounds", type=int, default=5, help="HTTP ingests, each between two bare loops"
     )
     parser.add_argument("--vectors", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=200)
@@ -209,7 +209,9 @@ def main() -> None:
                 ingest_s = time.perf_counter() - started
                 server_cpu = cpu_seconds(server.proc.pid) - server_cpu
                 client_cpu = time.process_time() - client_cpu
+                idle = cpu_seconds(server.proc.pid)
                 bare.append(bare_loop(settings, payloads))  # the server idles meanwhile
+                idle = cpu_seconds(server.proc.pid) - idle
                 rate = args.images / ingest_s
                 rounds.append(
                     {
@@ -221,6 +223,8 @@ def main() -> None:
                         "server_cpu_ms_per_image": round(1000 * server_cpu / args.images, 1),
                         "server_cores": round(server_cpu / ingest_s, 2),
                         "client_cpu_s": round(client_cpu, 2),
+                        # what the idle server took during the bare loop after (should be ~0)
+                        "server_cpu_s_during_bare_loop": round(idle, 2),
                     }
                 )
                 print(f"round {n + 1}: {rounds[-1]}", flush=True)
