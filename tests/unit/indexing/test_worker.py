@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -197,3 +198,35 @@ def test_one_batch_in_flight_embeds_alone(service: ImageService) -> None:
     worker.close()
     assert embedder.peak == 1
     assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+
+
+def test_a_store_failure_in_one_batch_lets_the_other_finish_then_retries(
+    service: ImageService,
+) -> None:
+    ids = _upload(service, 8)
+    complete = service.metadata.complete_jobs
+    calls: list[int] = []
+
+    def flaky_complete(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return complete(*args, **kwargs)  # type: ignore[arg-type]
+
+    service.metadata.complete_jobs = flaky_complete  # type: ignore[method-assign]
+    # short leases: the failed batch's claims lapse and it is taken again
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2, lease_s=0.3, poll_interval_s=0.05))
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not all(_status(service, i) == IndexingStatus.INDEXED for i in ids):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(10)
+        worker.close()
+    assert not thread.is_alive()
+    assert service.vectors.ids() == set(ids)
+    assert len(calls) >= 5  # 4 batches, one of them twice
