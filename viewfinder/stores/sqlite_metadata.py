@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from ..domain.filters import Filter
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
-from ..domain.records import ApiKey, ImageRecord, IndexingStatus, Job, Tag
+from ..domain.records import ApiKey, ImageRecord, IndexingStatus
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from .filter_sql import SELECTIVE_ROWS, compile_sqlite_filter
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
@@ -24,9 +24,10 @@ from .in_place_sql import MIGRATION as IN_PLACE_MIGRATION
 from .in_place_sql import InPlaceFilesSql
 from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
 from .perceptual_hash_sql import SQLITE_MIGRATION as PHASH_MIGRATION
+from .sqlite_jobs import SqliteJobQueue
 from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
 from .tags_exif_sql import SQLITE_MIGRATION as TAGS_EXIF_MIGRATION
-from .tags_exif_sql import dump_tags, load_exif, load_tags
+from .tags_exif_sql import load_exif, load_tags
 from .tags_exif_sql import values as tags_exif_values
 
 # Each entry upgrades the schema by one version; never edit a released one, append.
@@ -167,7 +168,7 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-class SqliteMetadataStore(InPlaceFilesSql):
+class SqliteMetadataStore(InPlaceFilesSql, SqliteJobQueue):
     """The embedded metadata store."""
 
     def __init__(self, path: Path) -> None:
@@ -391,116 +392,6 @@ class SqliteMetadataStore(InPlaceFilesSql):
         return {r[0] for r in rows}
 
     # queue
-    def claim_jobs(self, limit: int, lease_s: float, now: float) -> list[Job]:
-        with self._tx() as conn:
-            rows = conn.execute(
-                "SELECT j.image_id, j.attempts, i.tenant, i.sha256 FROM jobs j "
-                "JOIN images i ON i.image_id = j.image_id "
-                "WHERE j.available_at <= ? AND j.lease_until <= ? "
-                "ORDER BY j.available_at, j.enqueued_at LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            for r in rows:
-                conn.execute(
-                    "UPDATE jobs SET lease_until = ? WHERE image_id = ?",
-                    (now + lease_s, r["image_id"]),
-                )
-        return [
-            Job(
-                image_id=r["image_id"],
-                tenant=r["tenant"],
-                sha256=r["sha256"],
-                attempts=r["attempts"],
-            )
-            for r in rows
-        ]
-
-    def complete_jobs(
-        self, image_ids: Sequence[str], tags: Mapping[str, Sequence[Tag]] | None = None
-    ) -> set[str]:
-        done: set[str] = set()
-        with self._tx() as conn:
-            for image_id in image_ids:
-                cur = conn.execute(
-                    "UPDATE images SET status = ?, error = NULL WHERE image_id = ?",
-                    (int(IndexingStatus.INDEXED), image_id),
-                )
-                if cur.rowcount:
-                    done.add(image_id)
-                if tags and image_id in tags:
-                    conn.execute(
-                        "UPDATE images SET tags = ? WHERE image_id = ?",
-                        (dump_tags(tags[image_id]), image_id),
-                    )
-                conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
-        return done
-
-    def set_tags(self, tags: Mapping[str, Sequence[Tag]]) -> None:
-        with self._tx() as conn:
-            conn.executemany(
-                "UPDATE images SET tags = ? WHERE image_id = ?",
-                [(dump_tags(t), image_id) for image_id, t in tags.items()],
-            )
-
-    def fail_job(self, image_id: str, error: str, max_attempts: int, retry_at: float) -> bool:
-        with self._tx() as conn:
-            row = conn.execute(
-                "SELECT attempts FROM jobs WHERE image_id = ?", (image_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            attempts = row[0] + 1
-            if attempts >= max_attempts:
-                conn.execute("DELETE FROM jobs WHERE image_id = ?", (image_id,))
-                conn.execute(
-                    "UPDATE images SET status = ?, error = ? WHERE image_id = ?",
-                    (int(IndexingStatus.FAILED), error, image_id),
-                )
-                return True
-            conn.execute(
-                "UPDATE jobs SET attempts = ?, available_at = ?, lease_until = 0, last_error = ? "
-                "WHERE image_id = ?",
-                (attempts, retry_at, error, image_id),
-            )
-            return False
-
-    def release_jobs(self, image_ids: Sequence[str], lease_until: float) -> int:
-        ids = list(image_ids)
-        with self._tx() as conn:
-            return sum(
-                conn.execute(
-                    f"UPDATE jobs SET lease_until = 0 WHERE lease_until = ? AND image_id IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (lease_until, *chunk),
-                ).rowcount
-                for chunk in (ids[n : n + 500] for n in range(0, len(ids), 500))
-            )
-
-    def oldest_queued_at(self) -> float | None:
-        found = self._query("SELECT MIN(enqueued_at) FROM jobs")[0][0]
-        return None if found is None else float(found)
-
-    def release_leases(self) -> int:
-        with self._tx() as conn:
-            return conn.execute("UPDATE jobs SET lease_until = 0 WHERE lease_until > 0").rowcount
-
-    def requeue(self, image_ids: Iterable[str], now: float) -> int:
-        count = 0
-        with self._tx() as conn:
-            for image_id in image_ids:
-                cur = conn.execute(
-                    "UPDATE images SET status = ?, error = NULL WHERE image_id = ?",
-                    (int(IndexingStatus.QUEUED), image_id),
-                )
-                if cur.rowcount:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO jobs (image_id, available_at, enqueued_at) "
-                        "VALUES (?, ?, ?)",
-                        (image_id, now, now),
-                    )
-                    count += 1
-        return count
-
     # blob references
     def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
         with self._tx() as conn:
