@@ -129,6 +129,7 @@ def worker_options(settings: Settings) -> WorkerOptions:
         max_attempts=settings.max_attempts,
         retry_delay_s=settings.retry_delay_s,
         poll_interval_s=settings.poll_interval_s,
+        nice=settings.indexing_nice,
         tags=TagLimits(settings.max_tags, settings.min_tag_confidence),
     )
 

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     )
     url_ttl_s: int = Field(3600, description="Lifetime of a signed `image_url`, in seconds.")
     workers: int = Field(1, description="Indexing worker threads in the server process.")
+    indexing_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower than the threads answering requests the indexing threads "
+        "run (a nice increment, Linux; 0: the same), so that searches don't wait for the CPU "
+        "behind indexing.",
+    )
     in_place: bool = Field(
         False,
         description="`viewfinder index` indexes local folders in place (as `--in-place`): the "

@@ -45,6 +45,7 @@ def load_embedder(settings: Settings) -> Embedder:
             cache,
             text_model=BUILTIN_TEXT_MODELS[name],
             intra_op_threads=settings.intra_op_threads,
+            run_nice=settings.indexing_nice,
         )
     from .catalog import resolve_model
     from .onnx_clip import OnnxClipEmbedder

@@ -31,6 +31,7 @@ from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
 from ..embedders.tags import TagLimits, embed_and_tag
 from ..errors import ViewfinderError
+from ..thread_priority import lowered
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,14 @@ class WorkerOptions:
     poll_interval_s: float = 0.5
     decode_threads: int = 2
     in_flight: int = 2  # batches held at once: one embedding, the next decoding, then beside it
+    nice: int = 10  # how much lower than requests the batch and decode threads run (0: equal)
     tags: TagLimits = TagLimits()  # tags kept per image, when the model can name things
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:
             raise ValueError("a worker needs at least one batch in flight")
+        if self.nice < 0:
+            raise ValueError("indexing threads can't run above the request threads")
 
 
 @dataclass
@@ -87,10 +91,14 @@ class IndexingWorker:
         self.last_batch_at: float | None = None  # when a batch was last committed (epoch s)
         self._stop = threading.Event()
         self._decoder = ThreadPoolExecutor(
-            max_workers=max(1, options.decode_threads), thread_name_prefix="vf-decode"
+            max_workers=max(1, options.decode_threads),
+            thread_name_prefix="vf-decode",
+            initializer=lowered(options.nice),
         )
         self._lanes = ThreadPoolExecutor(
-            max_workers=options.in_flight, thread_name_prefix="vf-batch"
+            max_workers=options.in_flight,
+            thread_name_prefix="vf-batch",
+            initializer=lowered(options.nice),
         )
 
     def _decode(self, job: Job) -> Image.Image:

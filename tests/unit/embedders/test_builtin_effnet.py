@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,29 @@ def test_real_photos_get_plausible_classes(model_cache_dir: Path) -> None:
     probs = tower.probabilities(images, temperature=1.0)
     assert [names[i] for i in probs.argmax(axis=1)] == list(photos.values())
     assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+@pytest.mark.model
+@needs_weights
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+def test_image_runs_yield_the_cpu_to_requests(model_cache_dir: Path) -> None:
+    import os
+    import threading
+
+    from PIL import Image
+
+    from viewfinder.embedders.builtin.vision import ImageTower
+
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    tower = ImageTower("lite2", model_cache_dir / "builtin", flip=False, run_nice=5)
+    if tower._runs is None:
+        pytest.skip("one core: the tower runs on the calling thread")
+    base = nice()
+    images = [Image.new("RGB", (64, 48), (i * 30, 90, 200)) for i in range(9)]
+    assert tower.forward(images).logits.shape == (9, 1000)  # 3 runs on the run threads
+    seen = set(tower._runs.map(lambda _: nice(), range(8)))
+    tower.close()
+    assert seen == {min(19, base + 5)}
+    assert nice() == base  # the caller (a request's thread) keeps its priority

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import png_bytes
@@ -230,3 +233,28 @@ def test_a_store_failure_in_one_batch_lets_the_other_finish_then_retries(
     assert not thread.is_alive()
     assert service.vectors.ids() == set(ids)
     assert len(calls) >= 5  # 4 batches, one of them twice
+
+
+class NiceRecorder(FakeEmbedder):
+    """Records the nice value of the threads that embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nice: set[int] = set()
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.nice.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().embed_images(images)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
+def test_batches_embed_on_threads_nicer_than_requests(service: ImageService) -> None:
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    _upload(service, 6)
+    embedder = NiceRecorder()
+    service.embedder = embedder
+    worker = IndexingWorker(service, WorkerOptions(batch_size=2, nice=4))
+    worker.drain()
+    worker.close()
+    assert embedder.nice == {min(19, base + 4)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

@@ -123,6 +123,7 @@ class BuiltinEmbedder:
         variant: str = "lite2",
         text_model: str = "minilm",
         intra_op_threads: int = 0,
+        run_nice: int = 0,
     ) -> None:
         if text_model not in RECIPES:
             raise ConfigurationError(
@@ -137,6 +138,7 @@ class BuiltinEmbedder:
         self.text_model = text_model
         self.recipe = RECIPES[text_model]
         self.intra_op_threads = intra_op_threads
+        self.run_nice = run_nice  # the image tower's batch runs yield the CPU to requests
         self._lock = threading.RLock()
         # one load of each part, whichever thread asks first; one part loading (a class table
         # being computed) holds up no other (a query needs only the text tower)
@@ -188,6 +190,7 @@ class BuiltinEmbedder:
                     self.cache,
                     intra_op_threads=self.intra_op_threads,
                     flip=self.recipe.mirror_view,
+                    run_nice=self.run_nice,
                 )
             return self._image
 

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ...errors import ConfigurationError
+from ...thread_priority import lowered
 from .cache import ModelCache
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ class ImageTower:
         *,
         intra_op_threads: int = 0,
         flip: bool = True,
+        run_nice: int = 0,
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigurationError(
@@ -154,7 +156,10 @@ class ImageTower:
             lambda: self._build(source),
         )
         self._runs = (
-            ThreadPoolExecutor(self.streams, thread_name_prefix="vf-image-run")
+            # batches of images are indexing work: their runs yield the CPU to requests
+            ThreadPoolExecutor(
+                self.streams, thread_name_prefix="vf-image-run", initializer=lowered(run_nice)
+            )
             if self.streams > 1
             else None
         )
