@@ -25,7 +25,8 @@ from .middleware import EdgeMiddleware
 from .openapi import install_openapi
 from .ratelimit import rate_limiter
 from .routes import files_router, router
-from .upload_form import UploadRules, form_limits, spool_file_parts_to_disk
+from .upload_form import REQUEST_IN_MEMORY, UploadRules, form_limits, spool_file_parts_to_disk
+from .upload_memory import UploadMemoryMiddleware
 from .web import install_web
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,11 @@ def create_app(
     install_docs(app)
     install_openapi(app)
 
+    app.add_middleware(
+        UploadMemoryMiddleware,
+        budget_bytes=settings.upload_memory_bytes,
+        per_request_bytes=REQUEST_IN_MEMORY,
+    )
     app.add_middleware(
         EdgeMiddleware,
         max_request_bytes=settings.max_request_bytes,

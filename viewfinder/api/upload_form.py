@@ -17,14 +17,16 @@ from starlette.formparsers import MultiPartParser
 from ..domain.metadata_rules import MetadataLimits, check_metadata, parse_json
 from ..errors import ValidationError
 from . import schemas
+from .upload_memory import parts_in_memory
 
 MAX_URL_CHARS = 8192
 # Bytes of a file part kept in memory before it goes to disk: the first parts of a request
 # (a photo's worth each; 16, a typical client's batch) stay in memory, later ones spool
 # early, so one request holds at most about 16 MiB + 64 KiB a part in memory however large
-# it is.
+# it is; how many requests may do so at once is bounded by upload_memory.py.
 PART_IN_MEMORY = 1024 * 1024
 PARTS_IN_MEMORY = 16
+REQUEST_IN_MEMORY = PART_IN_MEMORY * PARTS_IN_MEMORY  # what one request may hold, at most
 SPOOL_FILE_PARTS_FROM = 64 * 1024
 MAX_FORM_FIELDS = 32  # text fields of an upload: `metadata`, and a few a client may add
 
@@ -43,12 +45,13 @@ class _SpoolThreshold:
 
     The parser reads it once for each file part it opens, when it opens it; the parts it
     opened before in the same request are in its `_files_to_close_on_error`. Where that list
-    is missing (another Starlette), every part spools early.
+    is missing (another Starlette), or the request found the server's upload memory spent
+    (`upload_memory.parts_in_memory`), every part spools early.
     """
 
     def __get__(self, parser: object, owner: type | None = None) -> int:
         opened = getattr(parser, "_files_to_close_on_error", None)
-        if opened is None or len(opened) >= PARTS_IN_MEMORY:
+        if opened is None or len(opened) >= PARTS_IN_MEMORY or not parts_in_memory():
             return SPOOL_FILE_PARTS_FROM
         return PART_IN_MEMORY
 
