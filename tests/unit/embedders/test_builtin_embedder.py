@@ -32,6 +32,7 @@ PINNED = {
     2: {"minilm": "e617c50c14a49327", "e5": "ca07354814f30f8b"},
     3: {"minilm": "b9730768192ebd04", "e5": "75b204c470bf9dc8"},
     4: {"minilm": "181647d212e09f17", "e5": "a3f3e045063aea4d"},
+    5: {"minilm": "4f10410564c4b761", "e5": "a3f3e045063aea4d"},
 }
 
 needs_packages = pytest.mark.skipif(

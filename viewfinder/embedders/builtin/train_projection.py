@@ -72,13 +72,18 @@ class Folder:
         return l2_normalize(y)
 
 
-def extract(emb: BuiltinEmbedder, folder: Path, cache_dir: Path) -> Folder:
-    """Run the towers over a captioned folder (cached by folder, model and graph version)."""
-    items = load_captioned_folder(folder)
+def cache_name(emb: BuiltinEmbedder, folder: Path) -> str:
+    """The feature cache file of `folder` (by folder, model and graph version)."""
     key = hashlib.sha256(
         json.dumps([str(folder.resolve()), emb.model_id, BUILDER_VERSION]).encode()
     ).hexdigest()[:12]
-    path = cache_dir / f"{folder.name}-{key}.npz"
+    return f"{folder.name}-{key}.npz"
+
+
+def extract(emb: BuiltinEmbedder, folder: Path, cache_dir: Path) -> Folder:
+    """Run the towers over a captioned folder (cached by folder, model and graph version)."""
+    items = load_captioned_folder(folder)
+    path = cache_dir / cache_name(emb, folder)
     captions = [c for it in items for c in it.captions]
     owner = np.array([i for i, it in enumerate(items) for _ in it.captions])
     if path.is_file():
