@@ -1,8 +1,8 @@
 """How far a colour signal can lift the built-in model's colour captions (issue 11), by 5-fold CV.
 
-Dev only. Scores as `bench/builtin_r1_experiments.py` does (recipe 4: each coco_mini photo
-embedded by a projection trained on tiny_coco + the other four folds, hubness k 5 weight 0.3,
-every caption searched against all 239 photos), with the colour block replaced by:
+Dev only. Scores as `bench/builtin_r1_experiments.py` does (the current recipe: each coco_mini
+photo embedded by a projection trained on tiny_coco + the other four folds, hubness k 5 weight
+0.3, every caption searched against all 239 photos), with the colour block replaced by:
 
 1. **an oracle**: for each photo, the colour words that the *other* captions of the photo use
    (the caption being searched is left out of its own photo's block). No image signal can know
@@ -220,7 +220,7 @@ def learned() -> None:
 
 
 def main() -> None:
-    score("recipe 4 (sqrt subject share, cw 0.2)", 0.2 * words @ coco.colours.T)
+    score("shipped colour block (sqrt subject share, cw 0.2)", 0.2 * words @ coco.colours.T)
     score("no colour block", 0.0 * base)
     oracle()
     learned()
