@@ -8,22 +8,11 @@ pass over rows another transaction is taking and never wait on each other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
-
-import psycopg
+from typing import Any
 
 from ..domain.records import IndexingStatus, Job, Tag
+from .postgres_rows import Sql as _Sql
 from .tags_exif_sql import dump_tags
-
-
-class _Sql(Protocol):
-    """What the mixin needs of the store: a write transaction and a read."""
-
-    def _tx(self) -> AbstractContextManager[psycopg.Cursor[dict[str, Any]]]: ...
-    def _query(
-        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
-    ) -> list[dict[str, Any]]: ...
 
 
 def _update_tags(cur: Any, tags: Mapping[str, Sequence[Tag]]) -> None:

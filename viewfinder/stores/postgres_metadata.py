@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,79 +22,24 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..domain.filters import Filter
-from ..domain.metadata_rules import load_stored_metadata
-from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus
 from ..errors import BlobHoldLost, ConfigurationError, Unavailable
 from . import reembed_leases_sql as reembed_sql
 from .filter_sql import compile_filter
 from .image_counts_sql import count_query
 from .in_place_sql import PostgresInPlaceFilesSql
-from .perceptual_hash_sql import COLUMN as PHASH_COLUMN
+from .postgres_blob_holds import PostgresBlobHolds, lock_blobs
 from .postgres_jobs import PostgresJobQueue
+from .postgres_rows import IMAGE_COLUMNS, IMAGE_MARKS, record, values
 from .postgres_schema import MIGRATIONS
+from .postgres_transfer import PostgresTransfer
 from .rate_counters_sql import COUNT_REQUEST, count_params, counted
-from .tags_exif_sql import COLUMNS as TAGS_EXIF_COLUMNS
-from .tags_exif_sql import load_exif, load_tags
-from .tags_exif_sql import values as tags_exif_values
 
 log = logging.getLogger(__name__)
 
 
 # Any constant works; it only has to be the same in every process migrating this database.
 _MIGRATION_LOCK = 0x7669657766696E64  # "viewfind"
-# Transaction locks on (_BLOB_LOCK, hashtext(sha256)) order whatever makes bytes needed (a hold,
-# an image row) against the sweeper's check-and-remove of the same bytes. Two-key advisory
-# locks live apart from the one-key migration lock.
-_BLOB_LOCK = 0x76666231  # "vfb1"
-
-_IMAGE_COLUMNS = (
-    "image_id, tenant, status, upload_ts, metadata, sha256, content_type, size_bytes, "
-    "width, height, error, source_url, file_name, " + TAGS_EXIF_COLUMNS + ", " + PHASH_COLUMN
-)
-_IMAGE_MARKS = ", ".join(["%s"] * (_IMAGE_COLUMNS.count(",") + 1))
-
-
-def _record(row: dict[str, Any]) -> ImageRecord:
-    return ImageRecord(
-        image_id=row["image_id"],
-        tenant=row["tenant"],
-        status=IndexingStatus(row["status"]),
-        upload_timestamp=row["upload_ts"],
-        metadata=load_stored_metadata(row["metadata"]),  # a bad row never fails a read
-        sha256=row["sha256"],
-        content_type=row["content_type"],
-        size_bytes=row["size_bytes"],
-        width=row["width"],
-        height=row["height"],
-        error=row["error"],
-        source_url=row["source_url"],
-        file_name=row["file_name"],
-        tags=load_tags(row["tags"]),
-        exif=load_exif(row["exif"]),
-        phash=row["phash"],
-    )
-
-
-def _values(r: ImageRecord) -> tuple[Any, ...]:
-    """An image's values in `_IMAGE_COLUMNS` order."""
-    return (
-        r.image_id,
-        r.tenant,
-        int(r.status),
-        r.upload_timestamp,
-        json.dumps(r.metadata),
-        r.sha256,
-        r.content_type,
-        r.size_bytes,
-        r.width,
-        r.height,
-        r.error,
-        r.source_url,
-        r.file_name,
-        *tags_exif_values(r.tags, r.exif),
-        r.phash,
-    )
 
 
 def _key(row: dict[str, Any]) -> ApiKey:
@@ -136,7 +81,9 @@ class PostgresOptions:
 _DOWN_PROBE_S = 60.0
 
 
-class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
+class PostgresMetadataStore(
+    PostgresInPlaceFilesSql, PostgresJobQueue, PostgresBlobHolds, PostgresTransfer
+):
     """The shared metadata store: a pool of connections, one transaction per call."""
 
     def __init__(self, url: str, options: PostgresOptions | None = None) -> None:
@@ -358,10 +305,10 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
         if not records:
             return
         with self._tx() as cur:
-            _lock_blobs(cur, [r.sha256 for r in records if r.sha256])
+            lock_blobs(cur, [r.sha256 for r in records if r.sha256])
             cur.executemany(
-                f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS})",
-                [_values(r) for r in records],
+                f"INSERT INTO images ({IMAGE_COLUMNS}) VALUES ({IMAGE_MARKS})",
+                [values(r) for r in records],
             )
             queued = [
                 (r.image_id, r.upload_timestamp, r.upload_timestamp)
@@ -386,34 +333,34 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
 
     def get_image(self, tenant: str, image_id: str) -> ImageRecord | None:
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = %s",
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = %s",
             (tenant, image_id),
         )
-        return _record(rows[0]) if rows else None
+        return record(rows[0]) if rows else None
 
     def find_image(self, image_id: str) -> ImageRecord | None:
-        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE image_id = %s", (image_id,))
-        return _record(rows[0]) if rows else None
+        rows = self._query(f"SELECT {IMAGE_COLUMNS} FROM images WHERE image_id = %s", (image_id,))
+        return record(rows[0]) if rows else None
 
     def get_images(self, tenant: str, image_ids: Sequence[str]) -> dict[str, ImageRecord]:
         if not image_ids:
             return {}
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = ANY(%s)",
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE tenant = %s AND image_id = ANY(%s)",
             (tenant, list(image_ids)),
         )
-        return {r["image_id"]: _record(r) for r in rows}
+        return {r["image_id"]: record(r) for r in rows}
 
     def list_images(
         self, tenant: str, limit: int, offset: int, where: Filter | None = None
     ) -> list[ImageRecord]:
         clause, params = ("1 = 1", []) if where is None else compile_filter(where, "postgres")
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE tenant = %s AND {clause} "
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE tenant = %s AND {clause} "
             "ORDER BY upload_ts DESC, seq DESC LIMIT %s OFFSET %s",
             (tenant, *params, limit, offset),
         )
-        return [_record(r) for r in rows]
+        return [record(r) for r in rows]
 
     def filtered_ids(self, tenant: str, where: Filter, limit: int) -> list[str]:
         clause, params = compile_filter(where, "postgres")
@@ -428,8 +375,7 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
     ) -> ImageRecord | None:
         with self._tx() as cur:
             cur.execute(
-                f"DELETE FROM images WHERE tenant = %s AND image_id = %s "
-                f"RETURNING {_IMAGE_COLUMNS}",
+                f"DELETE FROM images WHERE tenant = %s AND image_id = %s RETURNING {IMAGE_COLUMNS}",
                 (tenant, image_id),
             )
             row = cur.fetchone()  # its job goes with it (ON DELETE CASCADE)
@@ -442,7 +388,7 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
                     "SET since = GREATEST(blob_orphans.since, EXCLUDED.since)",
                     (row["sha256"], time.time() if now is None else now),
                 )
-            return _record(row)
+            return record(row)
 
     def existing_image_ids(self, image_ids: Sequence[str]) -> set[str]:
         if not image_ids:
@@ -457,11 +403,11 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
 
     def image_with_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
         rows = self._query(
-            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE sha256 = %s AND tenant = %s "
+            f"SELECT {IMAGE_COLUMNS} FROM images WHERE sha256 = %s AND tenant = %s "
             "ORDER BY upload_ts, image_id LIMIT 1",
             (sha256, tenant),
         )
-        return _record(rows[0]) if rows else None
+        return record(rows[0]) if rows else None
 
     def count_images(self, status: IndexingStatus | None = None, tenant: str | None = None) -> int:
         # maintained by triggers: a few rows, not a scan of every image
@@ -482,134 +428,3 @@ class PostgresMetadataStore(PostgresInPlaceFilesSql, PostgresJobQueue):
         return {r["image_id"] for r in rows}
 
     # queue
-    # blob references
-    def hold_blob(self, image_id: str, sha256: str, now: float) -> None:
-        with self._tx() as cur:
-            _lock_blobs(cur, [sha256])
-            cur.execute(
-                "INSERT INTO blob_holds (image_id, sha256, since) VALUES (%s, %s, %s) "
-                "ON CONFLICT (image_id) DO UPDATE SET sha256 = EXCLUDED.sha256, "
-                "since = EXCLUDED.since",
-                (image_id, sha256, now),
-            )
-            cur.execute("DELETE FROM blob_orphans WHERE sha256 = %s", (sha256,))
-
-    def blob_sweep_candidates(self, cutoff: float, limit: int) -> list[str]:
-        rows = self._query(
-            "SELECT sha256 FROM blob_orphans WHERE since <= %(cutoff)s "
-            "UNION SELECT sha256 FROM blob_holds WHERE since <= %(cutoff)s LIMIT %(limit)s",
-            {"cutoff": cutoff, "limit": limit},
-        )
-        return [r["sha256"] for r in rows]
-
-    def sweep_blob(self, sha256: str, cutoff: float, remove: Callable[[str], None]) -> bool:
-        with self._tx() as cur:
-            # Holds and image rows of these bytes are written under the same lock, so what this
-            # one statement sees stays true until the commit: the bytes go only if unneeded.
-            _lock_blobs(cur, [sha256])
-            cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM images WHERE sha256 = %(sha)s) "
-                "OR EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = %(sha)s AND since > %(cut)s) "
-                "OR EXISTS (SELECT 1 FROM blob_orphans WHERE sha256 = %(sha)s AND since > %(cut)s) "
-                "AS needed, "
-                "EXISTS (SELECT 1 FROM blob_holds WHERE sha256 = %(sha)s AND since <= %(cut)s) "
-                "OR EXISTS (SELECT 1 FROM blob_orphans "
-                "WHERE sha256 = %(sha)s AND since <= %(cut)s) AS due",
-                {"sha": sha256, "cut": cutoff},
-            )
-            row = cur.fetchone()
-            if row is None or not row["due"]:
-                return False  # nothing held or marked that long ago (swept meanwhile)
-            needed = bool(row["needed"])
-            if not needed:
-                remove(sha256)
-            cur.execute(
-                "DELETE FROM blob_holds WHERE sha256 = %s AND since <= %s", (sha256, cutoff)
-            )
-            # A stale mark goes with the bytes, or once an image refers to them again, asked
-            # in this statement: a delete that committed since the check above marked them
-            # anew, and its mark must stay.
-            cur.execute(
-                "DELETE FROM blob_orphans WHERE sha256 = %(sha)s AND since <= %(cut)s "
-                "AND (%(gone)s OR EXISTS (SELECT 1 FROM images WHERE sha256 = %(sha)s))",
-                {"sha": sha256, "cut": cutoff, "gone": not needed},
-            )
-            return not needed
-
-    # copying between stores
-    def export_keys(self) -> list[KeyRow]:
-        rows = self._query(
-            "SELECT key_id, key_hash, tenant, created_at, rate_limits FROM api_keys "
-            "ORDER BY created_at"
-        )
-        return [
-            KeyRow(
-                key_id=r["key_id"],
-                key_hash=r["key_hash"],
-                tenant=r["tenant"],
-                created_at=r["created_at"],
-                rate_limits=json.loads(r["rate_limits"]),
-            )
-            for r in rows
-        ]
-
-    def iter_images(
-        self, batch_size: int = 500
-    ) -> Iterator[tuple[list[ImageRecord], list[JobRow]]]:
-        last = 0
-        while True:
-            rows = self._query(
-                f"SELECT seq, {_IMAGE_COLUMNS} FROM images WHERE seq > %s ORDER BY seq LIMIT %s",
-                (last, batch_size),
-            )
-            if not rows:
-                return
-            last = rows[-1]["seq"]
-            jobs = self._query(
-                "SELECT image_id, attempts, available_at, enqueued_at, last_error FROM jobs "
-                "WHERE image_id = ANY(%s)",
-                ([r["image_id"] for r in rows],),
-            )
-            yield [_record(r) for r in rows], [JobRow(**j) for j in jobs]
-
-    def import_keys(self, keys: Sequence[KeyRow]) -> int:
-        new = 0
-        with self._tx() as cur:
-            for k in keys:
-                cur.execute(
-                    "INSERT INTO api_keys (key_id, key_hash, tenant, created_at, rate_limits) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (k.key_id, k.key_hash, k.tenant, k.created_at, json.dumps(k.rate_limits)),
-                )
-                new += cur.rowcount
-        return new
-
-    def import_images(self, records: Sequence[ImageRecord], jobs: Sequence[JobRow]) -> int:
-        new: set[str] = set()
-        with self._tx() as cur:
-            for r in records:  # one by one, in order, so `seq` keeps the source's order
-                cur.execute(
-                    f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES ({_IMAGE_MARKS}) "
-                    "ON CONFLICT (image_id) DO NOTHING RETURNING image_id",
-                    _values(r),
-                )
-                if cur.fetchone() is not None:
-                    new.add(r.image_id)
-            rows = [
-                (j.image_id, j.attempts, j.available_at, j.enqueued_at, j.last_error)
-                for j in jobs
-                if j.image_id in new
-            ]
-            if rows:
-                cur.executemany(
-                    "INSERT INTO jobs (image_id, attempts, available_at, enqueued_at, last_error) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    rows,
-                )
-        return len(new)
-
-
-def _lock_blobs(cur: psycopg.Cursor[dict[str, Any]], shas: Iterable[str]) -> None:
-    """Take the transaction locks of these bytes, in one order (no deadlocks)."""
-    for sha in sorted(set(shas)):
-        cur.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_BLOB_LOCK, sha))
