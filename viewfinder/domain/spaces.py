@@ -6,6 +6,12 @@ both models, and workers re-embed every indexed image from its original bytes in
 index. When the shadow covers every indexed image it is promoted atomically and the old model
 is let go. The state is derived from the indexes themselves, so a restart resumes a switch.
 
+When the old model can't be loaded (gone from disk, or an older recipe of the built-in model
+that this version no longer builds), searches use the new model over the images it has
+re-embedded so far, unless the new model says the old vectors live in its own space
+(`shares_space_with`: the built-in model's recipe 5 of recipe 4's vectors). Then its queries
+search the old vectors, and new images join them, until the switch completes.
+
 Worker processes on a shared metadata store share the re-embedding: each image is leased by
 one process for the new model (`ReembedLeases`) before it is embedded, so each image is
 re-embedded once, not once per process; a dead process's leases run out and others take over.
@@ -61,6 +67,13 @@ class ReembedLeases(Protocol):
         ...
 
 
+def shares_space(embedder: Embedder, model_id: str, dim: int) -> bool:
+    """Whether `embedder`'s queries may search vectors of `model_id` (and its image vectors
+    join them): an optional `shares_space_with(model_id)` of the embedder, same dimension."""
+    says = getattr(embedder, "shares_space_with", None)
+    return dim == embedder.dim and callable(says) and bool(says(model_id))
+
+
 @dataclass(frozen=True)
 class SpaceHooks:
     """What a switch needs from the outside: opening and promoting indexes, loading models."""
@@ -77,6 +90,9 @@ class ModelSwitch:
     old_embedder: Embedder | None  # answers queries meanwhile; None if it can't be loaded
     old_model_id: str
     shadow: VectorIndex
+    # the old model can't be loaded, but its vectors live in the new model's space: the new
+    # model's queries search them, and new images' vectors join them (`shares_space`)
+    shared_space: bool = False
     todo: deque[str] = field(default_factory=deque)
     skipped: set[str] = field(default_factory=set)
     in_flight: set[str] = field(default_factory=set)
@@ -87,8 +103,9 @@ class ModelSwitch:
 class SwitchProgress:
     """How far a switch has come: `done` of the `total` indexed images are in the new index.
 
-    Searches meanwhile come from `from_model`, or from `to_model` over the images it has so
-    far when the old model can't be loaded; a status names that one as its `model_id`.
+    Searches meanwhile come from `from_model`'s vectors (by the old model, or by the new one
+    where they share a space), or from `to_model` over the images it has so far when the old
+    model can't be loaded; a status names that one as its `model_id`.
     """
 
     from_model: str
@@ -132,7 +149,14 @@ class VectorSpaces:
                 old = None
         except ViewfinderError as exc:
             log.warning("old model %s can't be loaded (%s)", stored.model_id, exc.message)
-        if old is None:
+        shared = old is None and shares_space(self.embedder, stored.model_id, stored.dim)
+        if shared:
+            log.info(
+                "searches use the %s vectors, queried by %s, until re-embedding completes",
+                stored.model_id,
+                self.embedder.model_id,
+            )
+        elif old is None:
             log.warning(
                 "searches use the partial %s index until re-embedding completes",
                 self.embedder.model_id,
@@ -142,7 +166,7 @@ class VectorSpaces:
         if shadow_model is not None and (shadow_model.model_id, shadow_model.dim) != target:
             shadow.reset(*target, self.spec)  # a switch to yet another model was abandoned
         shadow.open(*target, self.spec)
-        self.switch = ModelSwitch(old, stored.model_id, shadow)
+        self.switch = ModelSwitch(old, stored.model_id, shadow, shared_space=shared)
         log.info("switching vectors from %s to %s", stored.model_id, self.embedder.model_id)
 
     def indexes(self) -> list[VectorIndex]:
@@ -159,6 +183,8 @@ class VectorSpaces:
                 return self.embedder, self.active
             if sw.old_embedder is not None:
                 return sw.old_embedder, self.active
+            if sw.shared_space:
+                return self.embedder, self.active
             return self.embedder, sw.shadow
 
     def write(
@@ -182,6 +208,8 @@ class VectorSpaces:
             switch.shadow.upsert(ids, tenants, vectors)
             if old is not None:
                 self.active.upsert(ids, tenants, old)
+            elif switch.shared_space:
+                self.active.upsert(ids, tenants, vectors)
 
     # re-embedding
     def claim_reembed(
@@ -303,8 +331,12 @@ class VectorSpaces:
         return True
 
     def answering_model(self) -> str:
-        """The id of the model that answers searches now (the old one during a switch,
-        unless it could not be loaded)."""
+        """The id of the model whose vectors answer searches now (the old one during a
+        switch, unless it could not be loaded and shares no space with the new one)."""
+        with self.lock:
+            sw = self.switch
+            if sw is not None and sw.shared_space:
+                return sw.old_model_id
         return self.query_space()[0].model_id
 
     def progress(self, indexed_count: int, tenant: str | None = None) -> SwitchProgress | None:

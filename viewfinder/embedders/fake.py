@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,10 +34,16 @@ class FakeEmbedder:
     """Deterministic stand-in for a real model (dimension 32)."""
 
     def __init__(
-        self, dim: int = 32, model_id: str = "fake-32", delay_s: float = 0.0, load_s: float = 0.0
+        self,
+        dim: int = 32,
+        model_id: str = "fake-32",
+        delay_s: float = 0.0,
+        load_s: float = 0.0,
+        same_space: Iterable[str] = (),
     ) -> None:
         self._dim = dim
         self._model_id = model_id
+        self._same_space = frozenset(same_space)  # model ids whose vectors share this space
         self._delay_s = delay_s  # per image: lets crash tests catch indexing mid-way
         self._load_s = load_s  # `warm_up` takes this long once, as a real model's first load
         self.images_embedded = 0
@@ -57,6 +63,10 @@ class FakeEmbedder:
     @property
     def dim(self) -> int:
         return self._dim
+
+    def shares_space_with(self, model_id: str) -> bool:
+        """Whether vectors of `model_id` live in this model's space (`same_space`)."""
+        return model_id in self._same_space
 
     def _colour_vector(self, rgb: Sequence[float]) -> np.ndarray:
         v = np.zeros(self._dim, dtype=np.float32)

@@ -233,3 +233,22 @@ def test_parallel_single_threaded_runs_give_the_sequential_vectors(builtin_cache
     )
     tower.close()
     np.testing.assert_allclose(parallel.embed_images(images), want, atol=1e-5)
+
+
+def test_recipe_5_queries_search_recipe_4_vectors(tmp_path: Path) -> None:
+    """During the upgrade switch from recipe 4, recipe 5's queries search the old vectors
+    (same query side; image vectors differ only in the classes they mix)."""
+    assert RECIPE_VERSION == 5  # revisit SHARES_SPACE_WITH with the next recipe
+    minilm = BuiltinEmbedder(tmp_path)
+    e5 = BuiltinEmbedder(tmp_path, text_model="e5")
+    assert minilm.shares_space_with("builtin-effnetlite2-minilm-v4")
+    assert e5.shares_space_with("builtin-effnetlite2-e5-v4")
+    for other in (
+        "builtin-effnetlite2-minilm-v3",
+        "builtin-effnetlite2-minilm-v2",
+        "builtin-effnetlite0-minilm-v4",
+        "builtin-effnetlite2-e5-v4",
+        "builtin-effnetlite2-minilm-v4x",
+        "fake-32",
+    ):
+        assert not minilm.shares_space_with(other), other

@@ -111,6 +111,56 @@ def test_old_model_unavailable_searches_partial_new_index(tmp_path: Path) -> Non
     service.close()
 
 
+def test_an_old_model_in_the_same_space_keeps_every_image_searchable(tmp_path: Path) -> None:
+    """The old model can't be loaded, but the new one says the old vectors share its space
+    (the built-in model's recipe upgrades): its queries search the old vectors at once, new
+    uploads join them, and the switch still re-embeds everything and promotes."""
+    from viewfinder.embedders.fake import FakeEmbedder
+
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data, model="fake", batch_size=2)
+
+    def open_with(embedder: FakeEmbedder) -> tuple[ImageService, IndexingWorker]:
+        service = build_service(settings, embedder)
+        service.start()
+        return service, IndexingWorker(service, worker_options(settings))
+
+    service, worker = open_with(FakeEmbedder(model_id="fake-old"))
+    records = service.upload("t", [UploadItem(data=png_bytes(c)) for c in COLOURS.values()])
+    ids = dict(zip(COLOURS, (r.image_id for r in records), strict=True))
+    worker.drain()
+    service.close()
+
+    # "fake" now loads as fake-32, not fake-old: the old model is gone
+    service, worker = open_with(FakeEmbedder(model_id="fake-new", same_space=["fake-old"]))
+    sw = service.spaces.switch
+    assert sw is not None and sw.old_embedder is None and sw.shared_space
+    assert service.spaces.answering_model() == "fake-old"
+    assert _top(service, "red") == ids["red"]  # nothing re-embedded yet, all searchable
+    (late,) = service.upload("t", [UploadItem(data=png_bytes((255, 255, 0)))])
+    worker.run_once()
+    assert _top(service, "yellow") == late.image_id
+    while worker.reembed_once():
+        pass
+    assert service.spaces.switch is None
+    assert service.vectors.stored_model().model_id == "fake-new"  # type: ignore[union-attr]
+    assert service.vectors.count() == 4
+    assert _top(service, "blue") == ids["blue"]
+    service.close()
+
+    # the same without the shared space: only what is re-embedded is searchable meanwhile
+    data = tmp_path / "other"
+    settings = Settings(data_dir=data, model="fake", batch_size=2)
+    service, worker = open_with(FakeEmbedder(model_id="fake-old"))
+    service.upload("t", [UploadItem(data=png_bytes((255, 0, 0)))])
+    worker.drain()
+    service.close()
+    service, worker = open_with(FakeEmbedder(model_id="fake-new"))
+    assert service.spaces.switch is not None and not service.spaces.switch.shared_space
+    assert service.search("t", SearchRequest(query="red")) == []
+    service.close()
+
+
 def test_a_tenant_sees_the_switch_over_its_own_images_only(tmp_path: Path) -> None:
     data = tmp_path / "data"
     service, worker = _service(data, "fake")

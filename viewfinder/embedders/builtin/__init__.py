@@ -59,6 +59,11 @@ __all__ = [
 # 5: 100 classes per image (minilm); 4: hubness correction (minilm); 3: learned projection +
 # colour block; 2: one view per image
 RECIPE_VERSION = 5
+# Earlier recipes whose vectors live in this one's space, by text model: their query side (text
+# tower, colour words, hubness constant) is this one's and their image vectors differ only in
+# how many classes they mix (recipe 5: 100 against 4's 50; e5's vectors did not change), so
+# while an upgrade re-embeds them, this recipe's queries search them (domain/spaces.py).
+SHARES_SPACE_WITH: dict[str, frozenset[int]] = {"minilm": frozenset({4}), "e5": frozenset({4})}
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,17 @@ class BuiltinEmbedder:
     @property
     def model_id(self) -> str:
         return f"builtin-effnet{self.variant}-{self.text_model}-v{RECIPE_VERSION}"
+
+    def shares_space_with(self, model_id: str) -> bool:
+        """Whether vectors of `model_id`, an earlier recipe of this variant and text model,
+        live in this model's space (SHARES_SPACE_WITH): its queries may search them."""
+        prefix = f"builtin-effnet{self.variant}-{self.text_model}-v"
+        version = model_id.removeprefix(prefix)
+        return (
+            model_id.startswith(prefix)
+            and version.isdigit()
+            and int(version) in SHARES_SPACE_WITH[self.text_model]
+        )
 
     @property
     def dim(self) -> int:
