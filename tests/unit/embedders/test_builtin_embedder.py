@@ -15,6 +15,7 @@ from PIL import Image
 from viewfinder.embedders.base import Embedder
 from viewfinder.embedders.builtin import (
     RECIPE_VERSION,
+    RECIPE_VERSIONS,
     RECIPES,
     BuiltinEmbedder,
     recipe_fingerprint,
@@ -32,7 +33,7 @@ PINNED = {
     2: {"minilm": "e617c50c14a49327", "e5": "ca07354814f30f8b"},
     3: {"minilm": "b9730768192ebd04", "e5": "75b204c470bf9dc8"},
     4: {"minilm": "181647d212e09f17", "e5": "a3f3e045063aea4d"},
-    5: {"minilm": "4f10410564c4b761", "e5": "a3f3e045063aea4d"},
+    5: {"minilm": "4f10410564c4b761"},  # e5's vectors did not change: it stays at 4
 }
 
 needs_packages = pytest.mark.skipif(
@@ -67,8 +68,10 @@ def _photos() -> list[Image.Image]:
 
 def test_recipe_changes_bump_the_version() -> None:
     for text_model in RECIPES:
-        assert recipe_fingerprint(text_model) == PINNED[RECIPE_VERSION][text_model], (
-            "the built-in vector space changed: bump RECIPE_VERSION and update PINNED"
+        version = RECIPE_VERSIONS[text_model]
+        assert recipe_fingerprint(text_model) == PINNED[version][text_model], (
+            "the built-in vector space changed: bump RECIPE_VERSION, set the text model's "
+            "RECIPE_VERSIONS entry to it and update PINNED"
         )
 
 
@@ -86,6 +89,7 @@ def test_unknown_options_and_missing_packages_are_configuration_errors(tmp_path:
 def test_satisfies_the_embedder_contract(embedder: BuiltinEmbedder) -> None:
     assert isinstance(embedder, Embedder)
     assert embedder.model_id == f"builtin-effnetlite2-minilm-v{RECIPE_VERSION}"
+    assert max(RECIPE_VERSIONS.values()) == RECIPE_VERSION
     assert embedder.dim == 384 + 11 + 1  # text space + colour block + hubness dimension
     images = embedder.embed_images(_photos())
     texts = embedder.embed_texts(["a red square", "un chat", "", "a dog " * 200])
@@ -240,9 +244,9 @@ def test_recipe_5_queries_search_recipe_4_vectors(tmp_path: Path) -> None:
     (same query side; image vectors differ only in the classes they mix)."""
     assert RECIPE_VERSION == 5  # revisit SHARES_SPACE_WITH with the next recipe
     minilm = BuiltinEmbedder(tmp_path)
-    e5 = BuiltinEmbedder(tmp_path, text_model="e5")
     assert minilm.shares_space_with("builtin-effnetlite2-minilm-v4")
-    assert e5.shares_space_with("builtin-effnetlite2-e5-v4")
+    # e5's vectors did not change in recipe 5: its id stays, so an upgrade re-embeds nothing
+    assert BuiltinEmbedder(tmp_path, text_model="e5").model_id == "builtin-effnetlite2-e5-v4"
     for other in (
         "builtin-effnetlite2-minilm-v3",
         "builtin-effnetlite2-minilm-v2",

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RECIPES",
     "RECIPE_VERSION",
+    "RECIPE_VERSIONS",
     "TEXT_MODELS",
     "VARIANTS",
     "BuiltinEmbedder",
@@ -59,11 +60,14 @@ __all__ = [
 # 5: 100 classes per image (minilm); 4: hubness correction (minilm); 3: learned projection +
 # colour block; 2: one view per image
 RECIPE_VERSION = 5
+# The recipe that last changed each text model's vectors: the number in its model_id, so an
+# upgrade re-embeds only the indexes whose vectors changed (e5's did not in recipe 5).
+RECIPE_VERSIONS: dict[str, int] = {"minilm": 5, "e5": 4}
 # Earlier recipes whose vectors live in this one's space, by text model: their query side (text
 # tower, colour words, hubness constant) is this one's and their image vectors differ only in
-# how many classes they mix (recipe 5: 100 against 4's 50; e5's vectors did not change), so
-# while an upgrade re-embeds them, this recipe's queries search them (domain/spaces.py).
-SHARES_SPACE_WITH: dict[str, frozenset[int]] = {"minilm": frozenset({4}), "e5": frozenset({4})}
+# how many classes they mix (recipe 5: 100 against 4's 50), so while an upgrade re-embeds
+# them, this recipe's queries search them (domain/spaces.py).
+SHARES_SPACE_WITH: dict[str, frozenset[int]] = {"minilm": frozenset({4}), "e5": frozenset()}
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,8 @@ class BuiltinEmbedder:
 
     @property
     def model_id(self) -> str:
-        return f"builtin-effnet{self.variant}-{self.text_model}-v{RECIPE_VERSION}"
+        version = RECIPE_VERSIONS[self.text_model]
+        return f"builtin-effnet{self.variant}-{self.text_model}-v{version}"
 
     def shares_space_with(self, model_id: str) -> bool:
         """Whether vectors of `model_id`, an earlier recipe of this variant and text model,
