@@ -239,9 +239,10 @@ class Settings(BaseSettings):
     upload_memory_bytes: int = Field(
         256 * 1024 * 1024,
         ge=0,
-        description="Memory that the file parts of uploads being read may take at once (16 "
-        "MiB an upload at most, so 16 uploads at the default); further uploads write their "
-        "parts to disk as they arrive (slower, never refused). 0 sends every part to disk.",
+        description="Memory that the file parts of uploads being read may take at once in a "
+        "server process (16 MiB an upload at most, so 16 uploads at the default); further "
+        "uploads write their parts to disk as they arrive (slower, never refused). 0 sends "
+        "every part to disk.",
     )
     fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
     fetch_deadline_s: float = Field(
