@@ -11,7 +11,8 @@ photo embedded by a projection trained on tiny_coco + the other four folds, hubn
 2. **learned colour-naming models**: the chance that a caption names each colour, predicted
    from the photo's colour shares (subject, whole frame, the most coloured of 3 x 3 cells,
    background) and its pooled feature, trained on the training folds' captions; with the
-   ranking quality (ROC AUC) of each signal for "the photo's captions name this colour".
+   ranking quality (ROC AUC) of each signal for "the photo's captions name this colour";
+3. the shipped block over white-balanced thumbnails.
 
     python bench/builtin_colour_ceiling.py
 
@@ -219,11 +220,34 @@ def learned() -> None:
         )
 
 
+def white_balanced() -> None:
+    """The shipped block over thumbnails white-balanced first (grey world: channel means made
+    equal; white patch: channels' 97th percentiles made equal), at half or full strength."""
+    d = np.load(x.cache / "coco_mini-colour-inputs-all.npz")
+    thumbs, saliency = d["thumbs"].astype(np.float32), d["saliency"]
+    pixels = thumbs.reshape(len(thumbs), -1, 3)
+    refs = {
+        "grey world": pixels.mean(1)[:, None, None, :],
+        "white patch": np.percentile(pixels, 97, axis=1)[:, None, None, :],
+    }
+    for name, ref in refs.items():
+        gain = ref.max(-1, keepdims=True) / np.maximum(ref, 1.0)
+        for strength in (0.5, 1.0):
+            balanced = np.clip(thumbs * gain**strength, 0, 255).astype(np.uint8)
+            block = c.image_colours(balanced, saliency)
+            score(
+                f"{name} white balance, strength {strength}, cw 0.2",
+                0.2 * words @ block.T,
+                auc=auc(block, target),
+            )
+
+
 def main() -> None:
     score("shipped colour block (sqrt subject share, cw 0.2)", 0.2 * words @ coco.colours.T)
     score("no colour block", 0.0 * base)
     oracle()
     learned()
+    white_balanced()
     out = x.ROOT / "bench" / "results" / "builtin_colour_ceiling.json"
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out}")
