@@ -222,7 +222,7 @@ def _print_cv(cv: dict[str, object]) -> None:
     for name, m, base in rows:
         print(
             f"{name:<7} R@1/5/10 {m['recall_at_1']:.1f} / {m['recall_at_5']:.1f} / "  # type: ignore[index]
-            f"{m['recall_at_10']:.1f}  ({m['n_queries']} queries; recipe 2: "  # type: ignore[index]
+            f"{m['recall_at_10']:.1f}  ({m['n_queries']} queries; ConSE alone: "  # type: ignore[index]
             f"{base['recall_at_1']:.1f} / {base['recall_at_5']:.1f} / {base['recall_at_10']:.1f})"  # type: ignore[index]
         )
     kept = cv["others_kept"]
