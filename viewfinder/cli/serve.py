@@ -142,7 +142,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
 
         from ..domain.records import IndexingStatus
         from ..domain.spaces import read_switch
-        from ..embedders.factory import loads_without_download
+        from ..embedders.factory import model_id_without_loading, shares_space_without_loading
         from ..stores.factory import open_metadata, open_vectors
 
         settings = settings_from(data_dir=data_dir)
@@ -160,7 +160,8 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             active,
             shadow,
             counts["indexed"],
-            lambda spec: loads_without_download(spec, settings.data_dir),
+            lambda spec: model_id_without_loading(spec, settings.data_dir),
+            lambda model_id: shares_space_without_loading(settings.model, model_id),
         )
         body = {
             "model_id": answering or settings.model,
@@ -176,7 +177,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
     if sw:
         pct = 100 * sw["done"] / sw["total"] if sw["total"] else 100
         using = (
-            "searches use the old model until it completes"
+            "searches use the old vectors until it completes"
             if body["model_id"] == sw["from_model"]
             else "the old model can't be loaded: searches see the images re-embedded so far"
         )

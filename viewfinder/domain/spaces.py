@@ -362,13 +362,19 @@ class VectorSpaces:
 
 
 def read_switch(
-    active: VectorIndex, shadow: VectorIndex, indexed_count: int, loads: Callable[[str], bool]
+    active: VectorIndex,
+    shadow: VectorIndex,
+    indexed_count: int,
+    loaded_id: Callable[[str], str | None],
+    shares: Callable[[str], bool],
 ) -> tuple[str | None, SwitchProgress | None]:
     """(the model answering searches, the switch in progress) read from the indexes alone, as
     `VectorSpaces` would answer them: for a process that serves nothing (`viewfinder status`).
 
-    `loads(spec)` says whether the old model's setting loads here without a download; the
-    model is None when nothing was ever indexed. Opens `shadow` when it holds a switch.
+    `loaded_id(spec)` is the model id that an old model's setting loads here without a
+    download (None: it doesn't load); `shares(model_id)` whether the configured model's
+    queries search that model's vectors (`shares_space`). The model is None when nothing was
+    ever indexed. Opens `shadow` when it holds a switch.
     """
     model, target = active.stored_model(), shadow.stored_model()
     if model is None:
@@ -382,5 +388,9 @@ def read_switch(
         done=min(shadow.count(), indexed_count),
         total=indexed_count,
     )
-    old_loads = bool(model.spec) and loads(model.spec)
-    return (model.model_id if old_loads else target.model_id), progress
+    # as `VectorSpaces.open`: an old setting that now loads another model is a model that
+    # can't be loaded (a recipe bump of the built-in model)
+    old_loads = bool(model.spec) and loaded_id(model.spec) == model.model_id
+    if old_loads or shares(model.model_id):
+        return model.model_id, progress
+    return target.model_id, progress

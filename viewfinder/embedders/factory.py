@@ -65,19 +65,35 @@ def providers(settings: Settings) -> list[str] | None:
     return wanted or None
 
 
-def loads_without_download(spec: str, data_dir: Path) -> bool:
-    """Whether the model setting `spec` loads here as it is, without loading it: a test model,
-    one that ships with Viewfinder, a complete pulled model or a model directory."""
+def model_id_without_loading(spec: str, data_dir: Path) -> str | None:
+    """The model id that the model setting `spec` would load here, found without loading it
+    (a test model, one that ships with Viewfinder, a complete pulled model or a model
+    directory); None when it would not load without a download."""
     name = spec.strip()
+    fake = FAKE_MODEL.fullmatch(name)
+    if fake:
+        return f"fake-{int(fake.group(1) or 32)}"
+    if name in BUILTIN_TEXT_MODELS:
+        from .builtin import builtin_model_id
+
+        return builtin_model_id("lite2", BUILTIN_TEXT_MODELS[name])
     if not name:
-        return False
-    if FAKE_MODEL.fullmatch(name) or name in BUILTIN_TEXT_MODELS:
-        return True
+        return None
     from .catalog import resolve_model
     from .onnx_clip import load_model_dir
 
     try:
-        load_model_dir(resolve_model(name, data_dir))
+        return load_model_dir(resolve_model(name, data_dir)).model_id
     except ConfigurationError:
-        return False
-    return True
+        return None
+
+
+def shares_space_without_loading(spec: str, model_id: str) -> bool:
+    """Whether the model setting `spec` would search `model_id`'s vectors while it re-embeds
+    them (`shares_space_with`, see domain/spaces.py), found without loading it."""
+    name = spec.strip()
+    if name in BUILTIN_TEXT_MODELS:
+        from .builtin import builtin_shares_space
+
+        return builtin_shares_space("lite2", BUILTIN_TEXT_MODELS[name], model_id)
+    return False  # test models and CLIP-family models share no space with another model

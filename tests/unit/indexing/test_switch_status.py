@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from click.testing import CliRunner
 
@@ -25,8 +26,10 @@ from viewfinder.config import Settings
 from viewfinder.domain.keys import KeyRing
 from viewfinder.domain.records import UploadItem
 from viewfinder.domain.service import ImageService
+from viewfinder.embedders.builtin import builtin_model_id
 from viewfinder.indexing.worker import IndexingWorker
 from viewfinder.local_client import LocalClient
+from viewfinder.stores.factory import open_vectors
 from viewfinder.testing import build_tiny_clip
 
 Face = tuple[str, tuple[str, str, int, int] | None]  # model_id, (from, to, done, total)
@@ -143,3 +146,39 @@ def test_an_old_model_that_cannot_load_leaves_the_new_one_answering(tmp_path: Pa
         assert client_face(local.status()) == expected
         assert cli_face(data, "fake") == expected
         assert local.service.queue_status("acme").model_id == "fake-32"
+
+
+def stored_switch(data: Path, old: tuple[str, str], new: tuple[str, str]) -> None:
+    """A data directory mid-switch from `old` to `new` ((model id, setting) each), as an
+    upgrade leaves it: both indexes hold their model, nothing is loaded."""
+    assert (
+        CliRunner().invoke(cli, ["keys", "create", "acme", "--data-dir", str(data)]).exit_code == 0
+    )
+    config = settings(data, new[1])
+    for shadow, (model_id, spec) in ((False, old), (True, new)):
+        index = open_vectors(config.resolved_vector_url(), shadow=shadow, settings=config)
+        index.open(model_id, 396, spec)
+        index.close()
+
+
+V = "builtin-effnetlite2-minilm-v"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "answering"),
+    [
+        # the old setting now loads another recipe and shares no space: the new model answers
+        ((f"{V}3", "builtin"), (builtin_model_id("lite2", "minilm"), "builtin"), "new"),
+        # an old recipe in the new one's space (SHARES_SPACE_WITH): its vectors answer
+        ((f"{V}4", "builtin"), (builtin_model_id("lite2", "minilm"), "builtin"), "old"),
+        # the old setting still loads that model: it answers
+        ((builtin_model_id("lite2", "minilm"), "builtin"), ("fake-396", "fake396"), "old"),
+    ],
+)
+def test_status_without_a_server_names_the_model_a_server_would_answer_with(
+    tmp_path: Path, old: tuple[str, str], new: tuple[str, str], answering: str
+) -> None:
+    data = tmp_path / "data"
+    stored_switch(data, old, new)
+    expected = old[0] if answering == "old" else new[0]
+    assert cli_face(data, new[1]) == (expected, (old[0], new[0], 0, 0))

@@ -47,6 +47,8 @@ __all__ = [
     "RECIPES",
     "RECIPE_VERSION",
     "RECIPE_VERSIONS",
+    "builtin_model_id",
+    "builtin_shares_space",
     "TEXT_MODELS",
     "VARIANTS",
     "BuiltinEmbedder",
@@ -68,6 +70,23 @@ RECIPE_VERSIONS: dict[str, int] = {"minilm": 5, "e5": 4}
 # how many classes they mix (recipe 5: 100 against 4's 50), so while an upgrade re-embeds
 # them, this recipe's queries search them (domain/spaces.py).
 SHARES_SPACE_WITH: dict[str, frozenset[int]] = {"minilm": frozenset({4}), "e5": frozenset()}
+
+
+def builtin_model_id(variant: str, text_model: str) -> str:
+    """The model id of this recipe for a variant and text model (nothing is loaded)."""
+    return f"builtin-effnet{variant}-{text_model}-v{RECIPE_VERSIONS[text_model]}"
+
+
+def builtin_shares_space(variant: str, text_model: str, model_id: str) -> bool:
+    """Whether `model_id`'s vectors live in the space of this recipe's `variant` and
+    `text_model` (SHARES_SPACE_WITH); nothing is loaded."""
+    prefix = f"builtin-effnet{variant}-{text_model}-v"
+    version = model_id.removeprefix(prefix)
+    return (
+        model_id.startswith(prefix)
+        and version.isdigit()
+        and int(version) in SHARES_SPACE_WITH[text_model]
+    )
 
 
 @dataclass(frozen=True)
@@ -162,19 +181,12 @@ class BuiltinEmbedder:
 
     @property
     def model_id(self) -> str:
-        version = RECIPE_VERSIONS[self.text_model]
-        return f"builtin-effnet{self.variant}-{self.text_model}-v{version}"
+        return builtin_model_id(self.variant, self.text_model)
 
     def shares_space_with(self, model_id: str) -> bool:
         """Whether vectors of `model_id`, an earlier recipe of this variant and text model,
         live in this model's space (SHARES_SPACE_WITH): its queries may search them."""
-        prefix = f"builtin-effnet{self.variant}-{self.text_model}-v"
-        version = model_id.removeprefix(prefix)
-        return (
-            model_id.startswith(prefix)
-            and version.isdigit()
-            and int(version) in SHARES_SPACE_WITH[self.text_model]
-        )
+        return builtin_shares_space(self.variant, self.text_model, model_id)
 
     @property
     def dim(self) -> int:
