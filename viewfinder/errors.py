@@ -10,7 +10,8 @@ ViewfinderError                 500 server_error
 ├── RateLimited                 429 rate_limit_error
 ├── ServerError                 500 server_error
 │   └── Unavailable             503 server_error
-│       └── BlobHoldLost        503 server_error  (an upload outlasted the blob sweep grace)
+│       ├── BlobHoldLost        503 server_error  (an upload outlasted the blob sweep grace)
+│       └── StorageFull         503 server_error  (a disk or database has no space left)
 ├── ConfigurationError          500 server_error  (bad settings, missing model...)
 ├── FetchError                  400 validation_error  (an image URL could not be fetched)
 └── IndexingTimeout             also a TimeoutError (wait_until_indexed ran out of time)
@@ -18,6 +19,7 @@ ViewfinderError                 500 server_error
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 
 
@@ -93,6 +95,61 @@ class BlobHoldLost(Unavailable):
             f"the bytes of {len(self.image_ids)} uploaded images were swept before their rows "
             "were committed; retry shortly"
         )
+
+
+class StorageFull(Unavailable):
+    """A disk or database the server writes to has no space left: what the request wrote
+    is rolled back or left for the sweeps (uploads commit their rows last), so it can be sent
+    again once space is freed. `storage_full(exc)` recognises the stores' own errors."""
+
+    retry_after_s = 60
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"the server's storage is full ({detail}); send the request again once space is freed"
+        )
+
+
+def storage_full(exc: BaseException) -> StorageFull | None:
+    """A `StorageFull` for `exc` when it, or an error it was raised from, says that storage is
+    out of space; None otherwise. Knows the errors of the stores Viewfinder writes to: the
+    operating system's (ENOSPC, EDQUOT: a local folder, a vector file), SQLite's SQLITE_FULL,
+    PostgreSQL's class 53 "insufficient resources" disk_full (53100) and an S3 service's
+    "storage full" answers, without importing their libraries."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageFull):
+            return current
+        detail = _out_of_space(current)
+        if detail is not None:
+            return StorageFull(detail)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_SQLITE_FULL = 13
+_S3_FULL_CODES = {"XMinioStorageFull", "InsufficientStorage", "StorageFull"}
+
+
+def _out_of_space(exc: BaseException) -> str | None:
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return exc.strerror or "no space left on device"
+    if type(exc).__module__.startswith("sqlite3") and (
+        getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+        or "database or disk is full" in str(exc)
+    ):
+        return "database or disk is full"
+    if getattr(exc, "sqlstate", None) == "53100":  # psycopg's DiskFull
+        return "the PostgreSQL server's disk is full"
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if code in _S3_FULL_CODES:  # botocore's ClientError
+        return "the object store is full"
+    return None
 
 
 class ConfigurationError(ViewfinderError):

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ViewfinderError
+from ..errors import ViewfinderError, storage_full
 from .allow import allowed_methods
 from .ratelimit import RateLimitExceeded
 
@@ -37,6 +37,18 @@ def error_response(
     if param:
         error["param"] = param
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def storage_full_response(exc: BaseException, where: str) -> JSONResponse | None:
+    """The 503 for an error that says storage is out of space (`errors.storage_full`), logged
+    in one line rather than a traceback an upload; None for any other error."""
+    full = storage_full(exc)
+    if full is None:
+        return None
+    log.error("%s failed: %s", where, full.message)
+    return error_response(
+        full.status, full.message, headers={"Retry-After": str(full.retry_after_s)}
+    )
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
@@ -72,6 +84,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ViewfinderError)
     async def _viewfinder(request: Request, exc: ViewfinderError) -> JSONResponse:
         if exc.status >= 500:
+            full = storage_full_response(exc, f"{request.method} {request.url.path}")
+            if full is not None:
+                return full
             log.error("request failed: %s", exc.message)
         headers = exc.quota.headers() if isinstance(exc, RateLimitExceeded) else None
         return error_response(exc.status, exc.message, exc.param, headers)
@@ -92,5 +107,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        full = storage_full_response(exc, f"{request.method} {request.url.path}")
+        if full is not None:
+            return full
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal server error; the server log has details")

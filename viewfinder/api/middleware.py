@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_response
+from .errors import error_response, storage_full_response
 from .ratelimit import UNLIMITED_QUOTA, Quota
 
 log = logging.getLogger(__name__)
@@ -89,13 +89,15 @@ class EdgeMiddleware:
         except _TooLarge:
             if not started:
                 await self._reject(send_wrapper, multipart)
-        except Exception:
+        except Exception as exc:
             # Answered here rather than by Starlette's ServerErrorMiddleware, which re-raises
             # after its reply, so that the server closed the client's keep-alive connection.
             if started:
                 raise  # the reply is half sent: only closing the connection can end it
-            log.exception("unhandled error on %s %s", scope.get("method"), path)
-            response = error_response(500, "internal server error; the server log has details")
+            response = storage_full_response(exc, f"{scope.get('method')} {path}")
+            if response is None:
+                log.exception("unhandled error on %s %s", scope.get("method"), path)
+                response = error_response(500, "internal server error; the server log has details")
             await response(scope, receive_wrapper, send_wrapper)
 
     async def _reject(self, send: Send, multipart: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from ..config import Settings
-from ..errors import ViewfinderError
+from ..errors import ViewfinderError, storage_full
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -63,7 +63,26 @@ data_dir_option = click.option(
 )
 
 
-@click.group()
+class _Group(click.Group):
+    """The command group; a command that finds its disk (or database) full says so in one
+    line and exits 2, instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            full = storage_full(exc)
+            if full is None:
+                raise
+            click.echo(
+                f"error: storage is full ({full.detail}); free space on the data directory's "
+                "disk (or the database's), then run the command again",
+                err=True,
+            )
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="viewfinder")
 def cli() -> None:
     """Viewfinder: self-hosted natural-language image search."""

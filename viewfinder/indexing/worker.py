@@ -30,7 +30,7 @@ from ..domain.ingest import decode_rgb
 from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
 from ..embedders.tags import TagLimits, embed_and_tag
-from ..errors import ViewfinderError
+from ..errors import ViewfinderError, storage_full
 from ..thread_priority import lowered
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # Embedders see images no larger than this on their long side; decoding JPEGs at reduced
 # size (draft mode) makes big photos much cheaper and no model needs more.
 DECODE_MAX_SIDE = 1024
+# After a failed batch (a store down, a full disk) the worker waits twice as long as the time
+# before, from the poll interval up to this, so that a lasting failure costs neither a
+# model pass every poll nor a log traceback every half second.
+MAX_RETRY_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class IndexingWorker:
         self.batch_observers: list[BatchObserver] = [] if on_batch is None else [on_batch]
         self.last_batch_at: float | None = None  # when a batch was last committed (epoch s)
         self._stop = threading.Event()
+        self._not_given_back: deque[_Batch] = deque()  # failed batches still leased to us
         self._decoder = ThreadPoolExecutor(
             max_workers=max(1, options.decode_threads),
             thread_name_prefix="vf-decode",
@@ -108,6 +113,7 @@ class IndexingWorker:
 
     def run_once(self) -> int:
         """Claim and process one batch; return how many jobs were claimed."""
+        self._give_back_pending()
         batch = self._claim()
         if batch is None:
             return 0
@@ -122,6 +128,7 @@ class IndexingWorker:
         before it embeds, and then it embeds beside that one. After stop() no batch is
         claimed; the batches held finish or are given back (`_finish`).
         """
+        self._give_back_pending()
         taken = 0
         held: deque[Future[None]] = deque()
         try:
@@ -164,6 +171,23 @@ class IndexingWorker:
         self.service.queue_changed.set()
         log.info("stopping: gave back %d images not embedded yet", released)
 
+    def _give_back(self, batch: _Batch) -> None:
+        """Release a batch whose vectors could not be stored. If that fails too (a full disk
+        under the database as well), it is tried again before the next claim, and at worst
+        the lease runs out."""
+        try:
+            self.service.metadata.release_jobs(
+                [job.image_id for job in batch.jobs], batch.lease_until
+            )
+        except Exception:  # noqa: BLE001 - the batch's own failure is the one raised
+            log.debug("could not give back a failed batch yet", exc_info=True)
+            self._not_given_back.append(batch)
+
+    def _give_back_pending(self) -> None:
+        """Release the failed batches that could not be released when they failed."""
+        for _ in range(len(self._not_given_back)):
+            self._give_back(self._not_given_back.popleft())
+
     def _finish(self, batch: _Batch) -> None:
         """Wait for a batch's images, embed them and commit the vectors, then the statuses.
 
@@ -199,10 +223,16 @@ class IndexingWorker:
                 self._fail(job, f"embedding failed: {exc}", final=False)
             return
         ids = [job.image_id for job, _ in decoded]
-        svc.spaces.write(ids, [job.tenant for job, _ in decoded], vectors, old, switch)
-        done = svc.metadata.complete_jobs(
-            ids, None if tags is None else dict(zip(ids, tags, strict=True))
-        )
+        try:
+            svc.spaces.write(ids, [job.tenant for job, _ in decoded], vectors, old, switch)
+            done = svc.metadata.complete_jobs(
+                ids, None if tags is None else dict(zip(ids, tags, strict=True))
+            )
+        except Exception:
+            # a store failure is no fault of these images: they are claimable again at once
+            # (not when the lease runs out), and no attempt is counted against them
+            self._give_back(batch)
+            raise
         gone = [i for i in ids if i not in done]
         if gone:  # deleted while we embedded them
             with svc.spaces.lock:
@@ -271,16 +301,26 @@ class IndexingWorker:
         log.warning("image %s: %s%s", job.image_id, reason, " (gave up)" if failed else "")
 
     def run_forever(self) -> None:
-        """Process batches until `stop()`; sleep while the queue is empty."""
+        """Process batches until `stop()`; sleep while the queue is empty, and longer after
+        each failed batch in a row (up to MAX_RETRY_WAIT_S)."""
+        retry_wait = self.options.poll_interval_s
         while not self._stop.is_set():
             try:
                 claimed = self._pipeline()
                 if not claimed and not self._stop.is_set():
                     claimed = self.reembed_once()
-            except Exception:  # noqa: BLE001 - keep the worker alive through store hiccups
-                log.exception("indexing batch failed; retrying")
+                retry_wait = self.options.poll_interval_s
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive through store hiccups
+                full = storage_full(exc)
+                if full is not None:
+                    log.warning(
+                        "storage is full (%s): indexing waits %.1f s", full.detail, retry_wait
+                    )
+                else:
+                    log.exception("indexing batch failed; retrying in %.1f s", retry_wait)
                 claimed = 0
-                self._stop.wait(self.options.poll_interval_s)
+                self._stop.wait(retry_wait)
+                retry_wait = min(2 * retry_wait, max(MAX_RETRY_WAIT_S, retry_wait))
             if claimed == 0:
                 self.service.queue_changed.wait(self.options.poll_interval_s)
                 self.service.queue_changed.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -121,9 +122,13 @@ class WaitingEmbedder(FakeEmbedder):
         super().__init__()
         self.next_batch_decoding = next_batch_decoding
         self.overlapped: list[bool] = []
+        self._lock = threading.Lock()
+        self._started = False
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        if not self.overlapped:
+        with self._lock:  # the second batch may begin embedding while the first one waits
+            first, self._started = not self._started, True
+        if first:
             self.overlapped.append(self.next_batch_decoding.wait(5))
         return super().embed_images(images)
 
@@ -258,3 +263,75 @@ def test_batches_embed_on_threads_nicer_than_requests(service: ImageService) -> 
     worker.close()
     assert embedder.nice == {min(19, base + 4)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+def _disk_fills(service: ImageService, monkeypatch: pytest.MonkeyPatch, times: int) -> None:
+    """The vector index's next `times` writes find the disk full."""
+    active = service.spaces.active
+    upsert = active.upsert
+    left = times
+
+    def full_then_free(*args: object, **kwargs: object) -> None:
+        nonlocal left
+        if left > 0:
+            left -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        upsert(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(active, "upsert", full_then_free)
+
+
+def test_a_batch_whose_vectors_cannot_be_stored_is_given_back_at_once(
+    service: ImageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _upload(service, 3)
+    _disk_fills(service, monkeypatch, times=1)
+    worker = IndexingWorker(service, WorkerOptions(batch_size=4, lease_s=300))
+    with pytest.raises(OSError):
+        worker.run_once()
+    # claimable again now, not when the 300 s lease runs out; no attempt counted against them
+    assert all(_status(service, i) == IndexingStatus.QUEUED for i in ids)
+    assert worker.run_once() == 3
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+    worker.close()
+
+
+def test_a_batch_that_cannot_be_given_back_either_is_given_back_before_the_next_claim(
+    service: ImageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _upload(service, 3)
+    _disk_fills(service, monkeypatch, times=1)
+    release = service.metadata.release_jobs
+
+    def database_full_too(*args: object) -> int:
+        monkeypatch.setattr(service.metadata, "release_jobs", release)  # freed after this
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(service.metadata, "release_jobs", database_full_too)
+    worker = IndexingWorker(service, WorkerOptions(batch_size=4, lease_s=300))
+    with pytest.raises(OSError):
+        worker.run_once()
+    assert worker.run_once() == 3  # released first, then claimed: no wait for the lease
+    assert all(_status(service, i) == IndexingStatus.INDEXED for i in ids)
+    worker.close()
+
+
+def test_a_full_disk_pauses_indexing_with_one_line_a_retry(
+    service: ImageService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ids = _upload(service, 2)
+    _disk_fills(service, monkeypatch, times=3)
+    worker = IndexingWorker(service, WorkerOptions(poll_interval_s=0.01, lease_s=300))
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    with caplog.at_level("WARNING", logger="viewfinder.indexing.worker"):
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not all(_status(service, i) == IndexingStatus.INDEXED for i in ids):
+            assert time.monotonic() < deadline, "indexing did not resume after the disk freed"
+            time.sleep(0.02)
+    worker.stop()
+    thread.join(10)
+    worker.close()
+    full = [r for r in caplog.records if "storage is full" in r.getMessage()]
+    assert len(full) == 3 and all(r.exc_info is None for r in full)
+    assert "No space left on device" in full[0].getMessage()
