@@ -22,8 +22,8 @@ from viewfinder.stores.factory import (
     [
         ("psycopg", "postgres_metadata", open_metadata, "postgresql://h/db", "postgres"),
         ("boto3", "s3_blobs", open_blobs, "s3://bucket/prefix", "s3"),
-        ("pymilvus", "milvus_vectors", open_vectors, "milvus://h:19530/c", "milvus"),
-        ("milvus_lite", "milvus_vectors", open_vectors, "milvus-lite:///t/v.db", "milvus-lite"),
+        ("pymilvus", "milvus_target", open_vectors, "milvus://h:19530/c", "milvus"),
+        ("milvus_lite", "milvus_target", open_vectors, "milvus-lite:///t/v.db", "milvus-lite"),
     ],
 )
 def test_missing_backend_names_its_extra(

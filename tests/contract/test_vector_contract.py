@@ -202,7 +202,7 @@ def test_same_results_as_the_exact_index(
 
 def test_milvus_urls() -> None:
     need_module("pymilvus", "milvus")
-    from viewfinder.stores.milvus_vectors import parse_url
+    from viewfinder.stores.milvus_target import parse_url
 
     t = parse_url("milvus://u:p%40ss@db.example:19531/photos?db=prod", token=None)
     assert (t.uri, t.collection, t.token, t.db_name, t.lite) == (

@@ -170,7 +170,7 @@ def _size_of(path: Path) -> str:
 
 
 def _dim_of(path: Path) -> str:
-    from ..embedders.onnx_clip import load_model_dir
+    from ..embedders.model_dir import load_model_dir
 
     try:
         dim = load_model_dir(path).config.get("embed_dim")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigurationError
-from .onnx_clip import REQUIRED_FILES
+from .model_dir import REQUIRED_FILES
 
 logger = logging.getLogger(__name__)
 

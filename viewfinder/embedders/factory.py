@@ -80,7 +80,7 @@ def model_id_without_loading(spec: str, data_dir: Path) -> str | None:
     if not name:
         return None
     from .catalog import resolve_model
-    from .onnx_clip import load_model_dir
+    from .model_dir import load_model_dir
 
     try:
         return load_model_dir(resolve_model(name, data_dir)).model_id

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigurationError
-from .onnx_clip import REQUIRED_FILES
+from .model_dir import REQUIRED_FILES
 from .onnx_graph import external_data_files
 
 CHUNK = 1 << 20

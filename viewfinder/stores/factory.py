@@ -17,7 +17,7 @@ from ..domain.ports import BlobStore, MetadataStore, VectorIndex
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .milvus_vectors import MilvusTarget
+    from .milvus_target import MilvusTarget
 
 _POSTGRES = ("postgresql", "postgres")
 _MILVUS = ("milvus", "milvus+https", "milvus-lite")
@@ -124,7 +124,7 @@ def open_blobs(url: str, settings: Settings | None = None) -> BlobStore:
 
 def _milvus_target(url: str, settings: Settings | None) -> MilvusTarget:
     try:
-        from .milvus_vectors import parse_url
+        from .milvus_target import parse_url
     except ImportError as exc:
         _missing_extra("milvus", "a Milvus vector index", exc)
     s = _settings(settings)
@@ -174,7 +174,7 @@ def promote_vectors(url: str, settings: Settings | None = None) -> None:
         return
     if scheme in _MILVUS:
         target = _milvus_target(url, settings)
-        from .milvus_vectors import promote as promote_milvus
+        from .milvus_target import promote as promote_milvus
 
         promote_milvus(target)
         return

@@ -25,21 +25,23 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import DataType, MilvusException
 
 from ..domain.ports import StoredModel
 from ..errors import ConfigurationError, Unavailable, ValidationError
+from .milvus_target import (
+    MilvusTarget,
+    active_collection,
+    connect,
+    generation,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COLLECTION = "viewfinder"
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
 _MAX_TOPK = 16384  # Milvus refuses larger limits
 _CHUNK = 1000  # rows per write request, well under the gRPC message limit
 _PROPS = ("viewfinder.model_id", "viewfinder.dim", "viewfinder.spec")
@@ -49,130 +51,22 @@ _NOT_LOADED = 101  # Milvus's code for a collection not loaded (e.g. released by
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class MilvusTarget:
-    """Where the vectors live: a server URI (or Lite file), the collection name, credentials."""
-
-    uri: str
-    collection: str = DEFAULT_COLLECTION
-    token: str = ""
-    db_name: str = ""
-    index_type: str = "HNSW"
-
-    @property
-    def lite(self) -> bool:
-        """A Milvus Lite file, served inside this process."""
-        return not self.uri.startswith(("http://", "https://"))
-
-
-def parse_url(url: str, *, token: str | None = None, index_type: str = "HNSW") -> MilvusTarget:
-    """The target a `milvus://`, `milvus+https://` or `milvus-lite://` URL names."""
-    parts = urlparse(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme == "milvus-lite":
-        path = url[len("milvus-lite://") :].split("?", 1)[0]
-        if not path.endswith(".db"):
-            raise ConfigurationError(
-                f"Milvus Lite URL {url!r} must name a file ending in .db, e.g. "
-                "milvus-lite:///var/lib/viewfinder/vectors.db"
-            )
-        name = query.get("collection", DEFAULT_COLLECTION)
-        target = MilvusTarget(uri=path, collection=name, index_type=index_type.upper())
-    elif parts.scheme in ("milvus", "milvus+https"):
-        if not parts.hostname:
-            raise ConfigurationError(f"Milvus URL {url!r} names no host: milvus://HOST:PORT/NAME")
-        http = "https" if parts.scheme == "milvus+https" else "http"
-        userinfo = ""
-        if parts.username:
-            userinfo = unquote(parts.username) + (
-                f":{unquote(parts.password)}" if parts.password else ""
-            )
-        target = MilvusTarget(
-            uri=f"{http}://{parts.hostname}:{parts.port or 19530}",
-            collection=parts.path.strip("/") or DEFAULT_COLLECTION,
-            token=token or userinfo,
-            db_name=query.get("db", ""),
-            index_type=index_type.upper(),
-        )
-    else:
-        raise ConfigurationError(f"not a Milvus URL: {url!r}")
-    if not _NAME.match(target.collection):
-        raise ConfigurationError(
-            f"Milvus collection name {target.collection!r}: use letters, digits and _"
-        )
-    return target
-
-
-def _generation(name: str) -> int:
-    match = re.search(r"_g(\d+)$", name)
-    return int(match.group(1)) if match else 0
-
-
-def _connect(target: MilvusTarget) -> MilvusClient:
-    try:
-        return MilvusClient(
-            uri=target.uri,
-            token=target.token,
-            db_name=target.db_name,
-            timeout=30,
-            grpc_options=_GRPC_OPTIONS,
-        )
-    except MilvusException as exc:
-        raise ConfigurationError(
-            f"cannot connect to Milvus at {target.uri}: {exc.message}; check "
-            "VIEWFINDER_VECTOR_URL and VIEWFINDER_MILVUS_TOKEN"
-        ) from exc
-
-
-# pymilvus pings every 10 s even on an idle channel; gRPC servers that keep the library's
-# default ping policy (Milvus Lite among them) answer that with GOAWAY "too_many_pings", and
-# the shared channel pymilvus caches for the address is dead from then on. Ping only while a
-# call is in flight, and no more often than such servers accept (5 minutes).
-_GRPC_OPTIONS = {
-    "grpc.keepalive_time_ms": 330_000,
-    "grpc.keepalive_permit_without_calls": 0,
-}
-
-
-def _active_collection(client: MilvusClient, alias: str) -> str | None:
-    """The collection the alias points at, or None before the first open."""
-    if alias not in client.list_aliases().get("aliases", []):
-        return None
-    return str(client.describe_alias(alias)["collection_name"])
-
-
-def promote(target: MilvusTarget) -> None:
-    """Point the alias at the shadow collection: atomic for every process at once."""
-    client = _connect(target)
-    try:
-        active = _active_collection(client, target.collection)
-        if active is None:
-            raise ConfigurationError(f"no Milvus collection {target.collection} to promote over")
-        shadow = f"{target.collection}_g{_generation(active) + 1}"
-        if not client.has_collection(shadow):
-            raise ConfigurationError(f"no shadow Milvus collection {shadow} to promote")
-        client.alter_alias(collection_name=shadow, alias=target.collection)
-        log.info("Milvus alias %s now points at %s", target.collection, shadow)
-    finally:
-        client.close()
-
-
 class MilvusVectorIndex:
     """The vector index in one Milvus collection; every search filters on the tenant."""
 
     def __init__(self, target: MilvusTarget, *, shadow: bool = False) -> None:
         self.target = target
         self._shadow = shadow
-        self._client = _connect(target)
+        self._client = connect(target)
         # Milvus Lite serves one process and is not safe for concurrent writes to one
         # collection; a cluster is, so only Lite writes are serialised here.
         self._write_lock: AbstractContextManager[Any] = (
             threading.RLock() if target.lite else nullcontext()
         )
         with self._calling("open"):
-            active = _active_collection(self._client, target.collection)
+            active = active_collection(self._client, target.collection)
         if shadow:
-            gen = _generation(active) + 1 if active else 2
+            gen = generation(active) + 1 if active else 2
             self.name = f"{target.collection}_g{gen}"
         else:
             self.name = active or f"{target.collection}_g1"
@@ -210,7 +104,7 @@ class MilvusVectorIndex:
         with self._recover_lock:
             try:
                 if not released:
-                    client, self._client = self._client, _connect(self.target)
+                    client, self._client = self._client, connect(self.target)
                     with contextlib.suppress(Exception):
                         client.close()
                 self._client.load_collection(self.name)
@@ -262,7 +156,7 @@ class MilvusVectorIndex:
                 self._client.alter_collection_properties(self.name, properties={_PROPS[2]: spec})
             if self._shadow:
                 self._drop_retired()
-            elif _active_collection(self._client, self.target.collection) is None:
+            elif active_collection(self._client, self.target.collection) is None:
                 self._claim_alias()
             self._client.load_collection(self.name)
         self._model_id, self._dim = model_id, dim
@@ -300,14 +194,14 @@ class MilvusVectorIndex:
         try:
             self._client.create_alias(collection_name=self.name, alias=self.target.collection)
         except MilvusException:
-            active = _active_collection(self._client, self.target.collection)
+            active = active_collection(self._client, self.target.collection)
             if active is None:
                 raise
             self.name = active
 
     def _drop_retired(self) -> None:
         """Drop collections of finished or abandoned switches (neither active nor this one)."""
-        active = _active_collection(self._client, self.target.collection)
+        active = active_collection(self._client, self.target.collection)
         pattern = re.compile(rf"^{re.escape(self.target.collection)}_g\d+$")
         for name in self._client.list_collections():
             if pattern.match(name) and name not in (active, self.name):
@@ -500,8 +394,8 @@ class MilvusVectorIndex:
                 # a missing collection
                 pattern = re.compile(rf"^{re.escape(self.target.collection)}_g\d+$")
                 existing = [n for n in self._client.list_collections() if pattern.match(n)]
-                old = _active_collection(self._client, self.target.collection)
-                new = f"{self.target.collection}_g{max(map(_generation, existing), default=0) + 1}"
+                old = active_collection(self._client, self.target.collection)
+                new = f"{self.target.collection}_g{max(map(generation, existing), default=0) + 1}"
                 self._create(new, model_id, dim, spec)
                 if old is None:
                     self._client.create_alias(collection_name=new, alias=self.target.collection)

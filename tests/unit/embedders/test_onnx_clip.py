@@ -14,12 +14,8 @@ import pytest
 from PIL import Image
 
 from viewfinder.embedders.base import Embedder
-from viewfinder.embedders.onnx_clip import (
-    REQUIRED_FILES,
-    OnnxClipEmbedder,
-    Preprocess,
-    load_model_dir,
-)
+from viewfinder.embedders.model_dir import REQUIRED_FILES, load_model_dir
+from viewfinder.embedders.onnx_clip import OnnxClipEmbedder, Preprocess
 from viewfinder.embedders.runtime import CPU, choose_providers
 from viewfinder.errors import ConfigurationError
 from viewfinder.testing import build_tiny_clip
