@@ -11,7 +11,9 @@ ViewfinderError                 500 server_error
 ├── ServerError                 500 server_error
 │   └── Unavailable             503 server_error
 │       ├── BlobHoldLost        503 server_error  (an upload outlasted the blob sweep grace)
-│       └── StorageFull         503 server_error  (a disk or database has no space left)
+│       └── StorageUnwritable   503 server_error  (storage refuses writes; see unwritable_storage)
+│           ├── StorageFull                       (a disk or database has no space left)
+│           └── StorageReadOnly                   (a read-only file system, database or standby)
 ├── ConfigurationError          500 server_error  (bad settings, missing model...)
 ├── FetchError                  400 validation_error  (an image URL could not be fetched)
 └── IndexingTimeout             also a TimeoutError (wait_until_indexed ran out of time)
@@ -97,58 +99,86 @@ class BlobHoldLost(Unavailable):
         )
 
 
-class StorageFull(Unavailable):
-    """A disk or database the server writes to has no space left: what the request wrote
-    is rolled back or left for the sweeps (uploads commit their rows last), so it can be sent
-    again once space is freed. `storage_full(exc)` recognises the stores' own errors."""
+class StorageUnwritable(Unavailable):
+    """Storage the server writes to refuses writes. What the request wrote is rolled back or
+    left for the sweeps (uploads commit their rows last), so it can be sent again once an
+    operator has fixed it. `unwritable_storage(exc)` recognises the stores' own errors."""
 
     retry_after_s = 60
+    state = "not writable"
+    fix = "once an operator has fixed it"
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, where: str | None = None) -> None:
         self.detail = detail
+        self.where = where  # the file, when known: for the operator, not in the API's message
         super().__init__(
-            f"the server's storage is full ({detail}); send the request again once space is freed"
+            f"the server's storage is {self.state} ({detail}); send the request again {self.fix}"
         )
 
 
-def storage_full(exc: BaseException) -> StorageFull | None:
-    """A `StorageFull` for `exc` when it, or an error it was raised from, says that storage is
-    out of space; None otherwise. Knows the errors of the stores Viewfinder writes to: the
-    operating system's (ENOSPC, EDQUOT: a local folder, a vector file), SQLite's SQLITE_FULL,
-    PostgreSQL's class 53 "insufficient resources" disk_full (53100) and an S3 service's
-    "storage full" answers, without importing their libraries."""
+class StorageFull(StorageUnwritable):
+    """A disk or database has no space left."""
+
+    state = "full"
+    fix = "once space is freed"
+
+
+class StorageReadOnly(StorageUnwritable):
+    """A file system mounted (or remounted, after disk errors) read-only, a read-only database
+    file, or a PostgreSQL standby."""
+
+    state = "read-only"
+
+
+def unwritable_storage(exc: BaseException) -> StorageUnwritable | None:
+    """A `StorageFull` or `StorageReadOnly` for `exc` when it, or an error it was raised from,
+    says so; None otherwise. Knows the errors of the stores Viewfinder writes to, without
+    importing their libraries: the operating system's (a local folder, a vector file),
+    SQLite's, PostgreSQL's and an S3 service's."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, StorageFull):
+        if isinstance(current, StorageUnwritable):
             return current
-        detail = _out_of_space(current)
-        if detail is not None:
-            return StorageFull(detail)
+        found = _refused_write(current)
+        if found is not None:
+            return found
         current = current.__cause__ or current.__context__
     return None
 
 
+def _file(exc: OSError) -> str | None:
+    return None if exc.filename is None else str(exc.filename)
+
+
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_SQLITE_FULL = 13
+_SQLITE_FULL, _SQLITE_READONLY = 13, 8
 _S3_FULL_CODES = {"XMinioStorageFull", "InsufficientStorage", "StorageFull"}
 
 
-def _out_of_space(exc: BaseException) -> str | None:
+def _refused_write(exc: BaseException) -> StorageUnwritable | None:
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return exc.strerror or "no space left on device"
-    if type(exc).__module__.startswith("sqlite3") and (
-        getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
-        or "database or disk is full" in str(exc)
-    ):
-        return "database or disk is full"
-    if getattr(exc, "sqlstate", None) == "53100":  # psycopg's DiskFull
-        return "the PostgreSQL server's disk is full"
+        return StorageFull(exc.strerror or "no space left on device", _file(exc))
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return StorageReadOnly(exc.strerror or "read-only file system", _file(exc))
+    if type(exc).__module__.startswith("sqlite3"):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == _SQLITE_FULL or "database or disk is full" in str(exc):
+            return StorageFull("database or disk is full")
+        if (code is not None and code & 0xFF == _SQLITE_READONLY) or "readonly database" in str(
+            exc
+        ):
+            return StorageReadOnly(str(exc))
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == "53100":  # psycopg's DiskFull
+        return StorageFull("the PostgreSQL server's disk is full")
+    if sqlstate == "25006":  # ReadOnlySqlTransaction: a standby, or a read-only default
+        return StorageReadOnly("the PostgreSQL server accepts no writes: a standby?")
     response = getattr(exc, "response", None)
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     if code in _S3_FULL_CODES:  # botocore's ClientError
-        return "the object store is full"
+        return StorageFull("the object store is full")
     return None
 
 

@@ -1,5 +1,5 @@
-"""A full disk or database is a 503 that says so, keeps nothing half-stored, and passes: the
-same upload succeeds once space is freed."""
+"""A full (or read-only) disk or database is a 503 that says so, keeps nothing half-stored,
+and passes: the same upload succeeds once space is freed."""
 
 from __future__ import annotations
 
@@ -28,17 +28,30 @@ def _listed(client: TestClient, auth: dict[str, str]) -> int:
     return len(client.get("/v1/images?limit=100", headers=auth).json()["results"])
 
 
-def _assert_storage_full(r, detail: str) -> None:
+def _assert_storage_full(r, detail: str, state: str = "full") -> None:
     assert r.status_code == 503, r.text
     error = r.json()["error"]
     assert error["type"] == "server_error"
-    assert "storage is full" in error["message"] and detail in error["message"]
+    assert f"storage is {state}" in error["message"] and detail in error["message"]
     assert "internal server error" not in error["message"]
     assert int(r.headers["retry-after"]) > 0
 
 
+@pytest.mark.parametrize(
+    ("code", "state", "detail"),
+    [
+        (errno.ENOSPC, "full", "No space left on device"),
+        (errno.EROFS, "read-only", "Read-only file system"),  # remounted after disk errors
+    ],
+)
 def test_a_full_disk_under_the_blob_store_is_a_503_and_stores_nothing(
-    client: TestClient, auth: dict[str, str], service: ImageService, monkeypatch
+    client: TestClient,
+    auth: dict[str, str],
+    service: ImageService,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    state: str,
+    detail: str,
 ) -> None:
     assert _upload(client, auth, 1, shade=9).status_code == 200
     put = service.blobs.put
@@ -48,11 +61,13 @@ def test_a_full_disk_under_the_blob_store_is_a_503_and_stores_nothing(
         nonlocal calls
         calls += 1
         if calls > 1:  # the second image of the request finds the disk full
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(code, detail, "/srv/viewfinder/blobs/ab/cd")
         put(sha256, data)
 
     monkeypatch.setattr(service.blobs, "put", full_after_one)
-    _assert_storage_full(_upload(client, auth, 3), "No space left on device")
+    r = _upload(client, auth, 3)
+    _assert_storage_full(r, detail, state)
+    assert "/srv" not in r.text  # the server's paths are for its log, not its clients
     assert _listed(client, auth) == 1  # no row of the failed request was committed
 
     monkeypatch.setattr(service.blobs, "put", put)  # space freed: the same request succeeds

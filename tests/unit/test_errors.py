@@ -1,15 +1,22 @@
-"""`storage_full` recognises each store's own "out of space" error, and nothing else."""
+"""`unwritable_storage` recognises each store's own "out of space" and "read-only" errors,
+and nothing else."""
 
 from __future__ import annotations
 
 import errno
 import sqlite3
+from pathlib import Path
 
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
 
-from viewfinder.errors import StorageFull, Unavailable, storage_full
+from viewfinder.errors import (
+    StorageFull,
+    StorageReadOnly,
+    Unavailable,
+    unwritable_storage,
+)
 
 
 def _sqlite_error(full: bool) -> sqlite3.Error:
@@ -39,21 +46,46 @@ def _chained() -> BaseException:
         return exc
 
 
+def _read_only_sqlite(tmp: Path) -> sqlite3.Error:
+    """SQLite's own error for a write to a database opened read-only."""
+    sqlite3.connect(tmp / "ro.db").execute("CREATE TABLE t (x)")
+    conn = sqlite3.connect(f"file:{tmp / 'ro.db'}?mode=ro", uri=True)
+    try:
+        conn.execute("INSERT INTO t VALUES (1)")
+    except sqlite3.Error as exc:
+        return exc
+    raise AssertionError("SQLite wrote to a read-only database")
+
+
 @pytest.mark.parametrize(
-    ("exc", "detail"),
+    ("exc", "kind", "detail"),
     [
-        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device"),
-        (OSError(errno.EDQUOT, "Disk quota exceeded"), "Disk quota exceeded"),
-        (_sqlite_error(full=True), "database or disk is full"),
-        (psycopg.errors.DiskFull("could not extend file"), "PostgreSQL server's disk is full"),
-        (ClientError({"Error": {"Code": "XMinioStorageFull"}}, "PutObject"), "object store"),
-        (_chained(), "No space left on device"),
+        (OSError(errno.ENOSPC, "No space left on device"), StorageFull, "No space left"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), StorageFull, "Disk quota exceeded"),
+        (_sqlite_error(full=True), StorageFull, "database or disk is full"),
+        (psycopg.errors.DiskFull("could not extend file"), StorageFull, "disk is full"),
+        (ClientError({"Error": {"Code": "XMinioStorageFull"}}, "PutObject"), StorageFull, "object"),
+        (_chained(), StorageFull, "No space left on device"),
+        (OSError(errno.EROFS, "Read-only file system"), StorageReadOnly, "Read-only file system"),
+        (psycopg.errors.ReadOnlySqlTransaction("read-only"), StorageReadOnly, "a standby?"),
     ],
 )
-def test_out_of_space_errors_are_recognised(exc: BaseException, detail: str) -> None:
-    full = storage_full(exc)
-    assert isinstance(full, StorageFull) and full.status == 503
-    assert detail in full.message
+def test_refused_writes_are_recognised(exc: BaseException, kind: type, detail: str) -> None:
+    refused = unwritable_storage(exc)
+    assert isinstance(refused, kind) and refused.status == 503
+    assert detail in refused.message
+
+
+def test_a_read_only_sqlite_database_is_recognised(tmp_path: Path) -> None:
+    refused = unwritable_storage(_read_only_sqlite(tmp_path))
+    assert isinstance(refused, StorageReadOnly)
+    assert "is read-only (attempt to write a readonly database)" in refused.message
+
+
+def test_the_file_is_kept_for_the_operator_but_not_put_in_the_message() -> None:
+    refused = unwritable_storage(OSError(errno.EROFS, "Read-only file system", "/srv/vf/x"))
+    assert refused is not None and refused.where == "/srv/vf/x"
+    assert "/srv" not in refused.message
 
 
 @pytest.mark.parametrize(
@@ -67,4 +99,4 @@ def test_out_of_space_errors_are_recognised(exc: BaseException, detail: str) -> 
     ],
 )
 def test_other_errors_are_not(exc: BaseException) -> None:
-    assert storage_full(exc) is None
+    assert unwritable_storage(exc) is None

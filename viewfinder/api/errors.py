@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ViewfinderError, storage_full
+from ..errors import ViewfinderError, unwritable_storage
 from .allow import allowed_methods
 from .ratelimit import RateLimitExceeded
 
@@ -39,15 +39,16 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def storage_full_response(exc: BaseException, where: str) -> JSONResponse | None:
-    """The 503 for an error that says storage is out of space (`errors.storage_full`), logged
-    in one line rather than a traceback an upload; None for any other error."""
-    full = storage_full(exc)
-    if full is None:
+def unwritable_storage_response(exc: BaseException, where: str) -> JSONResponse | None:
+    """The 503 for an error that says storage refuses writes, full or read-only
+    (`errors.unwritable_storage`), logged in one line rather than a traceback a request; None
+    for any other error."""
+    refused = unwritable_storage(exc)
+    if refused is None:
         return None
-    log.error("%s failed: %s", where, full.message)
+    log.error("%s failed: %s", where, refused.message)
     return error_response(
-        full.status, full.message, headers={"Retry-After": str(full.retry_after_s)}
+        refused.status, refused.message, headers={"Retry-After": str(refused.retry_after_s)}
     )
 
 
@@ -84,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ViewfinderError)
     async def _viewfinder(request: Request, exc: ViewfinderError) -> JSONResponse:
         if exc.status >= 500:
-            full = storage_full_response(exc, f"{request.method} {request.url.path}")
+            full = unwritable_storage_response(exc, f"{request.method} {request.url.path}")
             if full is not None:
                 return full
             log.error("request failed: %s", exc.message)
@@ -107,7 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        full = storage_full_response(exc, f"{request.method} {request.url.path}")
+        full = unwritable_storage_response(exc, f"{request.method} {request.url.path}")
         if full is not None:
             return full
         log.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_response, storage_full_response
+from .errors import error_response, unwritable_storage_response
 from .ratelimit import UNLIMITED_QUOTA, Quota
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class EdgeMiddleware:
             # after its reply, so that the server closed the client's keep-alive connection.
             if started:
                 raise  # the reply is half sent: only closing the connection can end it
-            response = storage_full_response(exc, f"{scope.get('method')} {path}")
+            response = unwritable_storage_response(exc, f"{scope.get('method')} {path}")
             if response is None:
                 log.exception("unhandled error on %s %s", scope.get("method"), path)
                 response = error_response(500, "internal server error; the server log has details")

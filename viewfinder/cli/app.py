@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from ..config import Settings
-from ..errors import ViewfinderError, storage_full
+from ..errors import StorageFull, ViewfinderError, unwritable_storage
 
 
 def settings_from(**overrides: Any) -> Settings:
@@ -64,22 +64,43 @@ data_dir_option = click.option(
 
 
 class _Group(click.Group):
-    """The command group; a command that finds its disk (or database) full says so in one
-    line and exits 2, instead of a traceback."""
+    """The command group; a command that fails on purpose (a ViewfinderError), finds its
+    storage full or read-only, or a file it may not write, says so in one line and exits 2,
+    instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except Exception as exc:
-            full = storage_full(exc)
-            if full is None:
-                raise
-            click.echo(
-                f"error: storage is full ({full.detail}); free space on the data directory's "
-                "disk (or the database's), then run the command again",
-                err=True,
-            )
+        except ViewfinderError as exc:
+            refused = unwritable_storage(exc)
+            click.echo(f"error: {exc.message if refused is None else _unwritable(exc)}", err=True)
             sys.exit(2)
+        except Exception as exc:
+            click.echo(f"error: {_unwritable(exc)}", err=True)
+            sys.exit(2)
+
+
+def _unwritable(exc: Exception) -> str:
+    """What to tell the user of an error that says storage refuses writes; re-raises any
+    other error."""
+    refused = unwritable_storage(exc)
+    if refused is not None:
+        where = f" at {refused.where}" if refused.where else ""
+        fix = (
+            "free space on the data directory's disk (or the database's)"
+            if isinstance(refused, StorageFull)
+            else "make the data directory (or the database) writable"
+        )
+        return (
+            f"storage is {refused.state}{where} ({refused.detail}); {fix}, then run the "
+            "command again"
+        )
+    if isinstance(exc, PermissionError) and exc.filename:
+        return (
+            f"{exc.strerror}: {exc.filename}; run as a user who may write there, or choose "
+            "another --data-dir (VIEWFINDER_DATA_DIR)"
+        )
+    raise exc
 
 
 @click.group(cls=_Group)

@@ -30,7 +30,7 @@ from ..domain.ingest import decode_rgb
 from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
 from ..embedders.tags import TagLimits, embed_and_tag
-from ..errors import ViewfinderError, storage_full
+from ..errors import ViewfinderError, unwritable_storage
 from ..thread_priority import lowered
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 # Embedders see images no larger than this on their long side; decoding JPEGs at reduced
 # size (draft mode) makes big photos much cheaper and no model needs more.
 DECODE_MAX_SIDE = 1024
-# After a failed batch (a store down, a full disk) the worker waits twice as long as the time
-# before, from the poll interval up to this, so that a lasting failure costs neither a
-# model pass every poll nor a log traceback every half second.
+# After a failed batch (a store down, a full or read-only disk) the worker waits twice as long
+# as the time before, from the poll interval up to this, so that a lasting failure costs
+# neither a model pass every poll nor a log traceback every half second.
 MAX_RETRY_WAIT_S = 30.0
 
 
@@ -311,10 +311,13 @@ class IndexingWorker:
                     claimed = self.reembed_once()
                 retry_wait = self.options.poll_interval_s
             except Exception as exc:  # noqa: BLE001 - keep the worker alive through store hiccups
-                full = storage_full(exc)
-                if full is not None:
+                refused = unwritable_storage(exc)
+                if refused is not None:
                     log.warning(
-                        "storage is full (%s): indexing waits %.1f s", full.detail, retry_wait
+                        "storage is %s (%s): indexing waits %.1f s",
+                        refused.state,
+                        refused.detail,
+                        retry_wait,
                     )
                 else:
                     log.exception("indexing batch failed; retrying in %.1f s", retry_wait)

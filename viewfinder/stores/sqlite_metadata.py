@@ -15,7 +15,7 @@ from ..domain.filters import Filter
 from ..domain.metadata_rules import load_stored_metadata
 from ..domain.ports import JobRow, KeyRow
 from ..domain.records import ApiKey, ImageRecord, IndexingStatus
-from ..errors import BlobHoldLost, ConfigurationError, Unavailable
+from ..errors import BlobHoldLost, ConfigurationError, Unavailable, unwritable_storage
 from .filter_sql import SELECTIVE_ROWS, compile_sqlite_filter
 from .image_counts_sql import SQLITE_MIGRATION as IMAGE_COUNTS_MIGRATION
 from .image_counts_sql import count_query
@@ -178,11 +178,16 @@ class SqliteMetadataStore(InPlaceFilesSql, SqliteJobQueue):
             self._conn = sqlite3.connect(
                 str(path), check_same_thread=False, isolation_level=None, timeout=30
             )
+            self._conn.execute("PRAGMA journal_mode=WAL")  # the file is opened here
         except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open database {path}: {exc}") from exc
+            if unwritable_storage(exc) is not None:
+                raise
+            raise ConfigurationError(
+                f"cannot open database {path}: {exc}; check that this user may read and "
+                "write its folder"
+            ) from exc
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=30000")
