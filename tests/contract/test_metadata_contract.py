@@ -8,9 +8,11 @@ from collections.abc import Callable
 import pytest
 
 from tests.contract.services import REQUIRE_SERVICES_VAR, services_required
+from viewfinder.config import Settings
 from viewfinder.domain.ports import JobRow, MetadataStore
 from viewfinder.domain.records import ImageRecord, IndexingStatus
-from viewfinder.errors import ConfigurationError
+from viewfinder.errors import ConfigurationError, StorageReadOnly, unwritable_storage
+from viewfinder.stores.factory import open_metadata
 
 from .conftest import METADATA_BACKENDS
 
@@ -316,3 +318,29 @@ def test_counts_are_maintained_through_every_change(metadata_store: MetadataStor
             )
             assert store.count_images(status, tenant) == want, (tenant, status)
     assert store.count_images() == 7 and store.count_images(tenant="nobody") == 0
+
+
+def test_a_postgres_standby_is_recognised_as_read_only(
+    metadata_url_factory: Callable[[str], str],
+) -> None:
+    """A write to a PostgreSQL that accepts none (a standby after a failover; here a database
+    whose sessions start read-only) fails with an error the API answers as "read-only"."""
+    import psycopg
+
+    url = metadata_url_factory("postgres")
+    store = open_metadata(url, Settings(database_pool_size=1))
+    store.migrate()
+    store.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        name = conn.info.dbname
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    store = open_metadata(url, Settings(database_pool_size=1))
+    try:
+        with pytest.raises(Exception) as failed:
+            store.hold_blob("img", "ab" * 32, 1.0)
+        assert isinstance(unwritable_storage(failed.value), StorageReadOnly), failed.value
+    finally:
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET default_transaction_read_only = off")
+            conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
