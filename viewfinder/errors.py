@@ -22,6 +22,7 @@ ViewfinderError                 500 server_error
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterable
 
 
@@ -155,6 +156,8 @@ def _file(exc: OSError) -> str | None:
 _FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _SQLITE_FULL, _SQLITE_READONLY = 13, 8
 _S3_FULL_CODES = {"XMinioStorageFull", "InsufficientStorage", "StorageFull"}
+# Milvus's quota protection (not its rate limits: "quota exceeded[reason=rate type: ...]")
+_MILVUS_QUOTA = re.compile(r"(disk|memory) quota (exceeded|exhausted)")
 
 
 def _refused_write(exc: BaseException) -> StorageUnwritable | None:
@@ -179,6 +182,10 @@ def _refused_write(exc: BaseException) -> StorageUnwritable | None:
     code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
     if code in _S3_FULL_CODES:  # botocore's ClientError
         return StorageFull("the object store is full")
+    if type(exc).__module__.startswith("pymilvus"):  # "deny to write, reason: disk quota..."
+        quota = _MILVUS_QUOTA.search(str(getattr(exc, "message", "") or exc))
+        if quota is not None:
+            return StorageFull(f"Milvus denies writes: {quota.group(0)}")
     return None
 
 

@@ -10,12 +10,18 @@ from pathlib import Path
 import psycopg
 import pytest
 from botocore.exceptions import ClientError
+from pymilvus import MilvusException
 
 from viewfinder.errors import (
     StorageFull,
     StorageReadOnly,
     Unavailable,
     unwritable_storage,
+)
+
+_MILVUS_DENIED = (
+    "deny to write, reason: {}, please allocate more resources, "
+    "req: /milvus.proto.milvus.MilvusService/Insert"
 )
 
 
@@ -67,6 +73,8 @@ def _read_only_sqlite(tmp: Path) -> sqlite3.Error:
         (ClientError({"Error": {"Code": "XMinioStorageFull"}}, "PutObject"), StorageFull, "object"),
         (_chained(), StorageFull, "No space left on device"),
         (OSError(errno.EROFS, "Read-only file system"), StorageReadOnly, "Read-only file system"),
+        (MilvusException(53, _MILVUS_DENIED.format("disk quota exceeded")), StorageFull, "disk"),
+        (MilvusException(53, _MILVUS_DENIED.format("memory quota exhausted")), StorageFull, "memo"),
         (psycopg.errors.ReadOnlySqlTransaction("read-only"), StorageReadOnly, "a standby?"),
     ],
 )
@@ -96,6 +104,7 @@ def test_the_file_is_kept_for_the_operator_but_not_put_in_the_message() -> None:
         psycopg.errors.UniqueViolation("duplicate key"),
         ClientError({"Error": {"Code": "NoSuchKey"}}, "GetObject"),
         RuntimeError("database or disk is full"),  # words alone are not SQLite's error
+        MilvusException(9, "quota exceeded[reason=rate type: DMLInsert]"),  # a rate limit
     ],
 )
 def test_other_errors_are_not(exc: BaseException) -> None:
