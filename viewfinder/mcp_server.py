@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from pydantic import Field
 
 from .domain.filters import SUMMARY as FILTER_DOC
-from .errors import ConfigurationError, IndexingTimeout, ViewfinderError
+from .errors import ConfigurationError, IndexingTimeout, ViewfinderError, unwritable_storage
 from .mcp_similar import add_similar_tools
 
 if TYPE_CHECKING:
@@ -80,6 +80,11 @@ def build_mcp_server(backend: Client | LocalClient) -> Any:
             raise  # the caller answers with the image as it is
         except ViewfinderError as exc:
             raise tool_error(exc.message) from exc
+        except Exception as exc:
+            refused = unwritable_storage(exc)  # a local data directory on a full disk
+            if refused is None:
+                raise
+            raise tool_error(refused.message) from exc
 
     async def search_images(
         query: Annotated[str, Field(description='What the image shows, e.g. "dogs in snow".')],
