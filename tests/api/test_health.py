@@ -103,7 +103,12 @@ def _sample(text: str, name: str, **labels: str) -> float | None:
 
 
 def test_metrics_count_requests_by_route_and_status(
-    metered: TestClient, service: ImageService, auth: dict[str, str], worker: IndexingWorker
+    metered: TestClient,
+    service: ImageService,
+    settings: Settings,
+    stores: str,
+    auth: dict[str, str],
+    worker: IndexingWorker,
 ) -> None:
     image_id = metered.post(
         "/v1/images/upload", headers=auth, files=[("images", ("a.png", png_bytes((250, 0, 0))))]
@@ -131,6 +136,14 @@ def test_metrics_count_requests_by_route_and_status(
     assert _sample(text, "viewfinder_images", status="indexed") == 1
     assert _sample(text, "viewfinder_images", status="queued") == 0
     assert _sample(text, "viewfinder_vectors") == 1
+    if stores == "embedded":  # SQLite, a folder and the exact index: all on the data dir's disk
+        disk = shutil.disk_usage(settings.data_dir)
+        for store in ("metadata", "blobs", "vectors"):
+            free = _sample(text, "viewfinder_storage_free_bytes", store=store)
+            assert free is not None and abs(free - disk.free) < 256 * 2**20, store
+            assert _sample(text, "viewfinder_storage_capacity_bytes", store=store) == disk.total
+    else:  # PostgreSQL, S3 and Milvus: no local disk to report
+        assert "viewfinder_storage_free_bytes{" not in text
     assert _sample(text, "viewfinder_queue_lag_seconds") == 0
     # the query's embedding, and the worker's batch (same process, same inference pool)
     assert _sample(text, "viewfinder_inference_duration_seconds_count", kind="texts") == 1

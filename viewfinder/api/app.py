@@ -44,8 +44,10 @@ def create_app(
     )
     metrics = None
     if settings.metrics:
+        from ..stores.factory import local_storage  # the stores' URLs: which are on this disk
+
         last_batch = (lambda: workers.last_batch_at) if workers is not None else None
-        metrics = Metrics(service, last_batch_at=last_batch)
+        metrics = Metrics(service, last_batch_at=last_batch, storage=local_storage(settings))
         if workers is not None:
             workers.observe(metrics.batch_indexed)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -37,10 +39,14 @@ class _StoreCollector(Collector):
     """Gauges read from the stores at scrape time."""
 
     def __init__(
-        self, service: ImageService, last_batch_at: Callable[[], float | None] | None
+        self,
+        service: ImageService,
+        last_batch_at: Callable[[], float | None] | None,
+        storage: Mapping[str, Path],
     ) -> None:
         self.service = service
         self.last_batch_at = last_batch_at
+        self.storage = storage
 
     def collect(self) -> Iterator[Metric]:
         svc = self.service
@@ -65,6 +71,7 @@ class _StoreCollector(Collector):
             )
         except ViewfinderError as exc:
             log.info("metrics: the vector index did not answer: %s", exc.message)
+        yield from self._storage()
         if self.last_batch_at is not None:
             at = self.last_batch_at()
             if at is not None:
@@ -73,6 +80,33 @@ class _StoreCollector(Collector):
                     "When this process's workers last committed a batch (Unix time).",
                     value=at,
                 )
+
+    def _storage(self) -> Iterator[Metric]:
+        """Free and total bytes of the file system under each store on this machine's disk,
+        so that an alert can fire before a full disk turns writes into 503s."""
+        free = GaugeMetricFamily(
+            "viewfinder_storage_free_bytes",
+            "Bytes free to this process on the file system of each store on a local disk.",
+            labels=["store"],
+        )
+        size = GaugeMetricFamily(
+            "viewfinder_storage_capacity_bytes",
+            "Size of the file system of each store on a local disk.",
+            labels=["store"],
+        )
+        for store, path in self.storage.items():
+            where = next((p for p in (path, *path.parents) if p.exists()), None)
+            if where is None:
+                continue
+            try:
+                usage = shutil.disk_usage(where)
+            except OSError as exc:
+                log.info("metrics: no disk usage for %s: %s", where, exc)
+                continue
+            free.add_metric([store], usage.free)
+            size.add_metric([store], usage.total)
+        yield free
+        yield size
 
 
 class Metrics:
@@ -83,7 +117,10 @@ class Metrics:
         service: ImageService,
         *,
         last_batch_at: Callable[[], float | None] | None = None,
+        storage: Mapping[str, Path] | None = None,
     ) -> None:
+        """`storage`: the local paths of the stores (`stores.factory.local_storage`), whose
+        file systems' free space is reported."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "viewfinder_http_requests",
@@ -116,7 +153,7 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(service, last_batch_at))
+        self.registry.register(_StoreCollector(service, last_batch_at, storage or {}))
         self._unobserve: Callable[[], None] | None = None
         pool = getattr(service.embedder, "pool", None)  # the BoundedEmbedder's InferencePool
         if isinstance(pool, InferencePool):

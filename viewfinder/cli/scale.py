@@ -118,6 +118,7 @@ def _health_server(settings: Settings, service: Any, pool: Any, port: int) -> An
     from ..api.health import HealthServer, worker_app
     from ..api.metrics import Metrics
     from ..domain.readiness import Readiness, service_checks
+    from ..stores.factory import local_storage
 
     def indexing() -> None:
         if pool.alive() < len(pool.workers):
@@ -128,7 +129,11 @@ def _health_server(settings: Settings, service: Any, pool: Any, port: int) -> An
     checks = {**service_checks(service, settings.readiness_timeout_s), "indexing": indexing}
     metrics = None
     if settings.metrics:
-        metrics = Metrics(service, last_batch_at=lambda: pool.last_batch_at)
+        metrics = Metrics(
+            service,
+            last_batch_at=lambda: pool.last_batch_at,
+            storage=local_storage(settings),
+        )
         pool.observe(metrics.batch_indexed)
     app = worker_app(
         Readiness(checks, settings.readiness_timeout_s),

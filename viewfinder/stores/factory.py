@@ -31,6 +31,22 @@ def _path_of(url: str, scheme: str) -> Path:
     return Path(rest)
 
 
+def local_storage(settings: Settings) -> dict[str, Path]:
+    """Where the stores that write to this machine's disk keep their files, by store
+    ("metadata", "blobs", "vectors"); stores on servers (PostgreSQL, S3, Milvus) are left out.
+    Each path is the folder (or file) the store writes, for measuring its file system."""
+    urls = {
+        "metadata": (settings.resolved_database_url(), "sqlite"),
+        "blobs": (settings.resolved_blob_url(), "file"),
+        "vectors": (settings.resolved_vector_url(), "exact"),
+    }
+    return {
+        store: _path_of(url, scheme)
+        for store, (url, scheme) in urls.items()
+        if urlparse(url).scheme == scheme
+    }
+
+
 def _missing_extra(extra: str, what: str, exc: ImportError) -> NoReturn:
     raise ConfigurationError(
         f"{what} needs the optional package {exc.name or 'for it'}: "
