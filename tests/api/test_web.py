@@ -3,8 +3,10 @@ is tests/e2e/test_web.py)."""
 
 from __future__ import annotations
 
+import errno
 import io
 import re
+import tempfile
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -113,3 +115,17 @@ def test_a_refused_image_has_no_thumbnail(client: TestClient, auth: dict[str, st
     assert image["indexing_status"] == 3
     r = client.get(f"/v1/images/{image['image_id']}/thumbnail", headers=auth)
     assert r.status_code == 404 and "no stored bytes" in r.json()["error"]["message"]
+
+
+def test_a_thumbnail_is_served_when_the_disk_is_too_full_to_cache_it(
+    client: TestClient, auth: dict[str, str], settings: Settings, monkeypatch
+) -> None:
+    image = _put(client, auth, png_bytes((0, 200, 0), size=(300, 150)))
+
+    def full(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    r = client.get(_thumb_url(image["image_url"], 128))
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (128, 64)
+    assert list((settings.data_dir / "thumbnails").rglob("*.jpg")) == []  # served, not cached

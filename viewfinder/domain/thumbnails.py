@@ -8,6 +8,7 @@ tools, which is why they live here and not with HTTP.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..errors import NotFound
 from .ingest import decode_rgb
 from .records import ImageRecord
 from .service import ImageService
+
+log = logging.getLogger(__name__)
 
 # A requested size is rounded up to one of these, so one image has at most this many files.
 THUMBNAIL_SIZES = (64, 128, 256, 512, 1024)
@@ -55,6 +58,14 @@ class ThumbnailCache:
         buf = io.BytesIO()
         image.save(buf, format="JPEG", quality=85, optimize=True)
         data = buf.getvalue()
+        try:
+            self._store(path, data)
+        except OSError as exc:  # a full or read-only disk: serve it uncached
+            log.warning("thumbnail not cached (%s): %s", path, exc.strerror or exc)
+        return data
+
+    @staticmethod
+    def _store(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Concurrent first requests may both render; each renames a complete file into place.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -65,7 +76,6 @@ class ThumbnailCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return data
 
     def discard(self, sha256: str) -> None:
         """Remove every cached size of one content hash."""
