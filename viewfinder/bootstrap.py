@@ -19,7 +19,14 @@ from .embedders.factory import load_embedder
 from .embedders.pool import InferencePool
 from .embedders.tags import TagLimits
 from .indexing.worker import WorkerOptions
-from .stores.factory import is_multi_process, open_stores, open_vectors, promote_vectors
+from .stores.disk_reserve import DiskReserve
+from .stores.factory import (
+    is_multi_process,
+    local_storage,
+    open_stores,
+    open_vectors,
+    promote_vectors,
+)
 from .stores.ownership import DataDirLock
 
 if TYPE_CHECKING:
@@ -89,6 +96,7 @@ def _assemble(
             neighbours=settings.duplicate_neighbours,
             max_images=settings.duplicate_max_images,
         ),
+        room_for_uploads=DiskReserve(local_storage(settings), settings.upload_reserve_bytes).check,
     )
 
 

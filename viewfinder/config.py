@@ -244,6 +244,13 @@ class Settings(BaseSettings):
         "uploads write their parts to disk as they arrive (slower, never refused). 0 sends "
         "every part to disk.",
     )
+    upload_reserve_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Uploads are refused (503) while a store on a local disk (SQLite, a blob "
+        "folder, the exact vector index) has less than this free, so that deletes and "
+        "indexing still have room. 0: no reserve.",
+    )
     fetch_timeout_s: float = Field(15.0, description="Time limit for fetching one image URL.")
     fetch_deadline_s: float = Field(
         30.0,

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 import sqlite3
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import png_bytes
+from viewfinder.config import Settings
 from viewfinder.domain.service import ImageService
+from viewfinder.stores.disk_reserve import DiskReserve
+from viewfinder.stores.factory import local_storage
 
 
 def _upload(client: TestClient, auth: dict[str, str], n: int, shade: int = 0):
@@ -89,3 +93,25 @@ def test_a_full_sqlite_database_is_a_503_and_stores_nothing(
     assert _listed(client, auth) == 1
     assert _upload(client, auth, 3).status_code == 200
     assert _listed(client, auth) == 4
+
+
+@pytest.mark.embedded_only
+def test_under_the_upload_reserve_uploads_wait_and_deletes_go_on(
+    client: TestClient,
+    auth: dict[str, str],
+    service: ImageService,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kept = _upload(client, auth, 2).json()["results"]
+    free = shutil.disk_usage(settings.data_dir).free
+    # as if the data directory's disk had less free than the reserve
+    reserve = DiskReserve(local_storage(settings), free + 2**30)
+    monkeypatch.setattr(service, "_room_for_uploads", reserve.check)
+    _assert_storage_full(_upload(client, auth, 1), "VIEWFINDER_UPLOAD_RESERVE_BYTES")
+    assert _listed(client, auth) == 2
+    # the room kept lets a user free space: deletes, searches and listings go on
+    gone = client.delete(f"/v1/images/{kept[0]['image_id']}", headers=auth)
+    assert gone.status_code == 200
+    assert client.post("/v1/images/search", headers=auth, json={"query": "x"}).status_code == 200
+    assert _listed(client, auth) == 1

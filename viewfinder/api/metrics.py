@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..disk_usage import disk_usage
 from ..domain.records import IndexingStatus
 from ..domain.service import ImageService
 from ..embedders.pool import InferencePool
@@ -95,16 +95,10 @@ class _StoreCollector(Collector):
             labels=["store"],
         )
         for store, path in self.storage.items():
-            where = next((p for p in (path, *path.parents) if p.exists()), None)
-            if where is None:
-                continue
-            try:
-                usage = shutil.disk_usage(where)
-            except OSError as exc:
-                log.info("metrics: no disk usage for %s: %s", where, exc)
-                continue
-            free.add_metric([store], usage.free)
-            size.add_metric([store], usage.total)
+            usage = disk_usage(path)
+            if usage is not None:
+                free.add_metric([store], usage.free)
+                size.add_metric([store], usage.total)
         yield free
         yield size
 

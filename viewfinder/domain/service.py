@@ -80,8 +80,11 @@ class ImageService:
         on_close: Callable[[], None] | None = None,
         duplicates: DuplicateLimits | None = None,
         filter_scan_limit: int = DEFAULT_SCAN_LIMIT,
+        room_for_uploads: Callable[[], None] | None = None,
     ) -> None:
+        """`room_for_uploads` raises (StorageFull) when there is no room to store uploads."""
         self.metadata = metadata
+        self._room_for_uploads = room_for_uploads
         self.duplicate_limits = duplicates or DuplicateLimits()
         self.filter_scan_limit = filter_scan_limit
         self.blobs = blobs
@@ -196,6 +199,8 @@ class ImageService:
             )
         for n, item in enumerate(items):  # every caller, not only HTTP: the same rules
             check_metadata(item.metadata, f"metadata.requests.{n}.metadata", self.limits.metadata)
+        if self._room_for_uploads is not None:
+            self._room_for_uploads()
         if fetched is None:
             fetched = self.fetch_urls(items)
         stores = UploadStores(self.metadata, self.blobs, self.limits, self._clock)

@@ -40,10 +40,14 @@ def local_storage(settings: Settings) -> dict[str, Path]:
         "blobs": (settings.resolved_blob_url(), "file"),
         "vectors": (settings.resolved_vector_url(), "exact"),
     }
-    return {
+    paths = {
         store: _path_of(url, scheme)
         for store, (url, scheme) in urls.items()
         if urlparse(url).scheme == scheme
+    }
+    # "sqlite:////abs" leaves "//abs": the same file, but not the same Path
+    return {
+        s: Path("/" + p.as_posix().lstrip("/")) if p.is_absolute() else p for s, p in paths.items()
     }
 
 
