@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Settings
+from .disk_usage import network_filesystem
 from .domain.blob_sweeper import BlobSweeper, SweepOptions
 from .domain.duplicates import DuplicateLimits
 from .domain.fetch_pool import FetchLimits, FetchPool
@@ -28,6 +30,8 @@ from .stores.factory import (
     promote_vectors,
 )
 from .stores.ownership import DataDirLock
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .domain.fetch import UrlFetcher
@@ -54,6 +58,7 @@ def _assemble(
     settings: Settings, embedder: Embedder | None, owner: DataDirLock | None
 ) -> ImageService:
     metadata, blobs, vectors = open_stores(settings)
+    _warn_of_network_filesystems(settings)
     fetches = FetchPool(
         lambda: _url_fetcher(settings),
         FetchLimits(
@@ -98,6 +103,23 @@ def _assemble(
         ),
         room_for_uploads=DiskReserve(local_storage(settings), settings.upload_reserve_bytes).check,
     )
+
+
+def _warn_of_network_filesystems(settings: Settings) -> None:
+    """Say so when an SQLite database (the metadata, the exact vector index) lies on a
+    network file system, where its locking is unreliable and it can be corrupted."""
+    local = local_storage(settings)
+    for store in ("metadata", "vectors"):
+        kind = network_filesystem(local[store]) if store in local else None
+        if kind is not None:
+            log.warning(
+                "the %s store (%s) is on a network file system (%s), where SQLite's locking "
+                "is unreliable and a database can be corrupted: keep the data directory on a "
+                "local disk, or use PostgreSQL and Milvus (docs/deployment.md)",
+                store,
+                local[store],
+                kind,
+            )
 
 
 def _url_fetcher(settings: Settings) -> UrlFetcher:
