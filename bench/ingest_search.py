@@ -45,12 +45,11 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.server import Server, cli  # noqa: E402
 from viewfinder.bootstrap import build_service  # noqa: E402
 from viewfinder.config import Settings  # noqa: E402
-from viewfinder.domain.ingest import IngestLimits, decode_rgb  # noqa: E402
+from viewfinder.domain.ingest import IngestLimits, decode_for_model  # noqa: E402
 from viewfinder.domain.records import ImageRecord, IndexingStatus  # noqa: E402
-from viewfinder.embedders.base import l2_normalize  # noqa: E402
+from viewfinder.embedders.base import l2_normalize, min_image_side  # noqa: E402
 from viewfinder.embedders.factory import load_embedder  # noqa: E402
 from viewfinder.embedders.tags import TagLimits, embed_and_tag  # noqa: E402
-from viewfinder.indexing.worker import DECODE_MAX_SIDE  # noqa: E402
 
 COCO = ROOT.parent / "shared" / "data" / "coco_mini" / "images"
 QUERIES = [
@@ -84,9 +83,8 @@ def bare_loop(settings: Settings, payloads: list[bytes]) -> tuple[float, float]:
     worker does) in batches of 16."""
     embedder = load_embedder(settings)
     limits = IngestLimits()
-    decode = [
-        lambda b=b: decode_rgb(b, limits.max_pixels, max_side=DECODE_MAX_SIDE) for b in payloads
-    ]
+    side = min_image_side(embedder)
+    decode = [lambda b=b: decode_for_model(b, limits, side) for b in payloads]  # as the worker
     embed_and_tag(embedder, [decode[0]()], TagLimits())  # warm-up: load the model
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(decode), 16):

@@ -233,29 +233,67 @@ def decode_rgb(
     max_pixels: int,
     max_side: int | None = None,
     budget: DecodeBudget | None = None,
+    min_side: int | None = None,
 ) -> Image.Image:
     """Decode to an upright RGB image (first frame, alpha on white), optionally shrunk to fit
-    `max_side` on its longer side; the decode waits for its share of `budget`."""
-    if max_side is not None and max_side < 1:
-        raise ValueError("max_side must be positive")
+    `max_side` on its longer side, and further, while its shorter side keeps `min_side` (what
+    a model needs: `decode_for_model`); the decode waits for its share of `budget`."""
+    if (max_side is not None and max_side < 1) or (min_side is not None and min_side < 1):
+        raise ValueError("max_side and min_side must be positive")
     with _open(data, max_pixels) as (im, content_type):
         try:
-            if max_side is not None and im.format in _JPEG_FORMATS:
-                # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale, still at least max_side.
-                im.draft("RGB", (max_side, max_side))
+            side = _long_side(im.size, max_side, min_side)
+            if side is not None and im.format in _JPEG_FORMATS:
+                # Lets libjpeg decode at 1/2, 1/4 or 1/8 scale, still at least the size wanted.
+                im.draft("RGB", _fitted(im.size, side))
             # What is held at once: the decoded image and, at worst, RGBA and RGB copies of it.
-            cost = _pixel_bytes(im) + _shrunk_pixels(im.size, max_side) * 12
+            cost = _pixel_bytes(im) + _shrunk_pixels(im.size, side) * 12
             with budget.reserve(cost) if budget is not None else _no_reservation():
                 im.load()
                 orientation = _orientation(im)
-                rgb = _to_rgb(_reduced(im, max_side))
-                if max_side is not None and max(rgb.size) > max_side:
-                    rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
+                rgb = _to_rgb(_reduced(im, side))
+                if side is not None and max(rgb.size) > side:
+                    rgb.thumbnail((side, side), Image.Resampling.BICUBIC)
                 if orientation in _TRANSPOSE:
                     rgb = rgb.transpose(_TRANSPOSE[orientation])
         except Exception as exc:
             raise _decode_error(exc, content_type) from None
     return rgb
+
+
+# Images reach a model no larger than this on their long side, and no larger than the model
+# needs (`decode_for_model`): decoding a 12-megapixel phone photo at reduced size costs a
+# fraction of the full decode, and no model needs more.
+MODEL_MAX_SIDE = 1024
+
+
+def decode_for_model(data: bytes, limits: IngestLimits, min_side: int | None) -> Image.Image:
+    """Decode stored bytes as a model gets them: at most MODEL_MAX_SIDE on the long side and,
+    where the model says what it needs (`embedders.base.min_image_side`), shrunk to that on
+    the shorter side. The indexing worker and a search by image decode alike, so the same
+    picture gives the same vector."""
+    return decode_rgb(
+        data, limits.max_pixels, max_side=MODEL_MAX_SIDE, budget=limits.budget, min_side=min_side
+    )
+
+
+def _long_side(size: tuple[int, int], max_side: int | None, min_side: int | None) -> int | None:
+    """The long side to shrink an image of `size` to: at most `max_side`, and no more than
+    keeps `min_side` on its shorter side (None: keep it as it is)."""
+    if min_side is None:
+        return max_side
+    short, long = min(size), max(size)
+    needed = long if short <= min_side else -(-long * min_side // short)
+    return needed if max_side is None else min(max_side, needed)
+
+
+def _fitted(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """`size` scaled so that its long side is `side` (never enlarged), rounded up."""
+    width, height = size
+    longest = max(width, height)
+    if side >= longest:
+        return size
+    return max(1, -(-width * side // longest)), max(1, -(-height * side // longest))
 
 
 @contextmanager

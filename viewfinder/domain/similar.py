@@ -15,15 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..embedders.base import Embedder, l2_normalize
+from ..embedders.base import Embedder, l2_normalize, min_image_side
 from ..embedders.image_calibration import calibrate_image
 from ..errors import NotFound, ValidationError
-from .ingest import IngestLimits, decode_rgb, inspect_image
+from .ingest import IngestLimits, decode_for_model, inspect_image
 from .ports import BlobStore, MetadataStore, VectorIndex
 
-# As the indexing worker decodes (indexing/worker.py DECODE_MAX_SIDE): the same picture gives
-# the same vector whether it was indexed or sent with a search.
-QUERY_MAX_SIDE = 1024
 SHORTLIST = 100  # text + image: candidates ranked by the mixed vector before rescoring
 
 
@@ -70,7 +67,9 @@ def stored_image_query(
 def embed_image_bytes(embedder: Embedder, data: bytes, limits: IngestLimits) -> np.ndarray:
     """The model's vector of image bytes, checked and decoded as an upload would be."""
     inspect_image(data, limits)
-    image = decode_rgb(data, limits.max_pixels, max_side=QUERY_MAX_SIDE, budget=limits.budget)
+    # decoded as the indexing worker decodes: the same picture gives the same vector whether
+    # it was indexed or sent with a search
+    image = decode_for_model(data, limits, min_image_side(embedder))
     return embedder.embed_images([image])[0]
 
 

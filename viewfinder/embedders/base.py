@@ -39,6 +39,15 @@ class Embedder(Protocol):
     ) -> np.ndarray: ...
 
 
+def min_image_side(embedder: object) -> int | None:
+    """The shorter side, in pixels, that images given to `embedder` need: its optional
+    `min_image_side` (about twice its network's input, so that its own resize still filters
+    well). Decoding big photos no larger than that is much cheaper. None: the model does not
+    say, and gets images as large as the decoding cap allows."""
+    side = getattr(embedder, "min_image_side", None)
+    return side if isinstance(side, int) and side > 0 else None
+
+
 @runtime_checkable
 class Tagger(Protocol):
     """Optional: an embedder that also names what it sees (tags.py).

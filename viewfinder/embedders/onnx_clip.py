@@ -299,6 +299,12 @@ class OnnxClipEmbedder:
         return self._model.model_id
 
     @property
+    def min_image_side(self) -> int:
+        """Twice the tower's input side: what images need on their shorter side
+        (`embedders.base.min_image_side`)."""
+        return 2 * max(self._preprocess.height, self._preprocess.width)
+
+    @property
     def dim(self) -> int:
         return self._dim
 

@@ -26,18 +26,16 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from ..domain.ingest import decode_rgb
+from ..domain.ingest import decode_for_model
 from ..domain.records import IndexingStatus, Job
 from ..domain.service import ImageService
+from ..embedders.base import min_image_side
 from ..embedders.tags import TagLimits, embed_and_tag
 from ..errors import ViewfinderError, unwritable_storage
 from ..thread_priority import lowered
 
 log = logging.getLogger(__name__)
 
-# Embedders see images no larger than this on their long side; decoding JPEGs at reduced
-# size (draft mode) makes big photos much cheaper and no model needs more.
-DECODE_MAX_SIDE = 1024
 # After a failed batch (a store down, a full or read-only disk) the worker waits twice as long
 # as the time before, from the poll interval up to this, so that a lasting failure costs
 # neither a model pass every poll nor a log traceback every half second.
@@ -107,9 +105,19 @@ class IndexingWorker:
         )
 
     def _decode(self, job: Job) -> Image.Image:
-        data = self.service.blobs.get(job.sha256)
-        limits = self.service.limits
-        return decode_rgb(data, limits.max_pixels, max_side=DECODE_MAX_SIDE, budget=limits.budget)
+        svc = self.service
+        return decode_for_model(svc.blobs.get(job.sha256), svc.limits, self._min_side())
+
+    def _min_side(self) -> int | None:
+        """What the models that will embed a new image need on its shorter side: during a
+        switch whose old model embeds too, the larger need (None: one of them doesn't say)."""
+        svc = self.service
+        switch = svc.spaces.switch
+        models = [svc.embedder]
+        if switch is not None and switch.old_embedder is not None:
+            models.append(switch.old_embedder)
+        sides = [min_image_side(model) for model in models]
+        return None if None in sides else max(s for s in sides if s is not None)
 
     def run_once(self) -> int:
         """Claim and process one batch; return how many jobs were claimed."""

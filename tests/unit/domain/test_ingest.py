@@ -17,6 +17,7 @@ from viewfinder.domain.ingest import (
     DecodeBudget,
     ImageInfo,
     IngestLimits,
+    decode_for_model,
     decode_rgb,
     inspect_image,
     sniff_content_type,
@@ -246,6 +247,60 @@ def test_decode_max_side_keeps_aspect(fmt: str) -> None:
 def test_decode_max_side_leaves_small_images_alone() -> None:
     out = decode_rgb(encode(two_tone(), "PNG"), LIMITS.max_pixels, max_side=224)
     assert out.size == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("size", "min_side", "expected"),
+    [
+        ((2000, 1500), 100, (134, 100)),  # a photo: shrunk until its shorter side is ~100
+        ((1500, 2000), 100, (100, 134)),
+        ((3000, 300), 100, (1000, 100)),  # a panorama keeps its shorter side too
+        ((12000, 300), 100, (1024, 26)),  # ...within the long-side cap
+        ((120, 90), 100, (120, 90)),  # already small: never enlarged
+    ],
+)
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decode_min_side_shrinks_to_what_the_model_needs(
+    fmt: str, size: tuple[int, int], min_side: int, expected: tuple[int, int]
+) -> None:
+    data = encode(two_tone(*size), fmt)
+    out = decode_rgb(data, LIMITS.max_pixels, max_side=1024, min_side=min_side)
+    # the long side as computed; the shorter one as the resize rounds it (never below need)
+    assert max(out.size) == max(expected)
+    assert min(expected) <= min(out.size) <= min(expected) + 1
+    assert (out.size[0] >= out.size[1]) == (expected[0] >= expected[1])
+
+
+def test_decode_for_model_reads_a_big_jpeg_at_reduced_scale(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 12-megapixel photo for a model that needs 520 px is decoded by libjpeg at 1/4 scale
+    (1008 x 756), not at 1/2 (2016 x 1512) as the long-side cap alone would allow."""
+    drafted: list[tuple[int, int]] = []
+    draft = Image.Image.draft
+
+    def spy(self: Image.Image, mode: str | None, size: tuple[int, int] | None) -> object:
+        result = draft(self, mode, size)
+        drafted.append(self.size)
+        return result
+
+    monkeypatch.setattr(Image.Image, "draft", spy)
+    data = encode(two_tone(4032, 3024), "JPEG", quality=80)
+    out = decode_for_model(data, LIMITS, 520)
+    assert drafted == [(1008, 756)] and out.size[0] == 694 and out.size[1] in (520, 521)
+    drafted.clear()
+    assert decode_for_model(data, LIMITS, None).size == (1024, 768)  # a model that doesn't say
+    assert drafted == [(2016, 1512)]
+
+
+def test_decode_min_side_keeps_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    data = encode(two_tone(2000, 1000), "JPEG", quality=95, exif=exif.tobytes())
+    out = decode_rgb(data, LIMITS.max_pixels, max_side=1024, min_side=100)
+    assert out.size == (100, 200)
+    red, _, blue = pixel(out, (50, 20))  # the red left half ends up on top
+    assert red > 200 and blue < 60
 
 
 def test_decode_rejects_unsupported_and_empty() -> None:

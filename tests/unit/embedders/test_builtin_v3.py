@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from viewfinder.embedders.base import min_image_side
 from viewfinder.embedders.builtin import RECIPES, BuiltinEmbedder, image_vectors, text_vectors
 from viewfinder.embedders.builtin.calibration import calibrated, fit_calibration
 from viewfinder.embedders.builtin.colours import TERMS, image_colours, query_colours
@@ -158,3 +159,9 @@ def test_a_red_car_ranks_red_cars_above_blue_ones(model_cache_dir: Path) -> None
     sims = emb.embed_texts(["a red car", "a blue car"]) @ images.T
     assert sims[0, 0] > sims[0, 1]
     assert sims[1, 1] > sims[1, 0]
+
+
+def test_images_need_twice_the_network_input_on_their_shorter_side(tmp_path: Path) -> None:
+    # nothing is loaded to tell: a property of the variant
+    assert BuiltinEmbedder(tmp_path, variant="lite2").min_image_side == 520
+    assert min_image_side(BuiltinEmbedder(tmp_path, variant="lite0")) == 448

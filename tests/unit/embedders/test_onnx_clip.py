@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from viewfinder.embedders.base import Embedder
+from viewfinder.embedders.base import Embedder, min_image_side
 from viewfinder.embedders.model_dir import REQUIRED_FILES, load_model_dir
 from viewfinder.embedders.onnx_clip import OnnxClipEmbedder, Preprocess
 from viewfinder.embedders.runtime import CPU, choose_providers
@@ -378,3 +378,9 @@ def test_session_factory_accepts_a_stub(clip_dir: Path) -> None:
     assert vectors.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert [s.calls for s in sessions] == [0, 1]
+
+
+def test_images_need_twice_the_tower_input_on_their_shorter_side(tmp_path: Path) -> None:
+    model = OnnxClipEmbedder(build_tiny_clip(tmp_path / "m", image_size=48))
+    assert model.min_image_side == 96
+    assert min_image_side(model) == 96

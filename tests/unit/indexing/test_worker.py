@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ from PIL import Image
 from tests.conftest import png_bytes
 from viewfinder.domain.records import IndexingStatus, UploadItem
 from viewfinder.domain.service import ImageService
+from viewfinder.domain.similar import embed_image_bytes
 from viewfinder.embedders.fake import FakeEmbedder
 from viewfinder.indexing.worker import IndexingWorker, WorkerOptions
 
@@ -335,3 +337,49 @@ def test_a_full_disk_pauses_indexing_with_one_line_a_retry(
     full = [r for r in caplog.records if "storage is full" in r.getMessage()]
     assert len(full) == 3 and all(r.exc_info is None for r in full)
     assert "No space left on device" in full[0].getMessage()
+
+
+class SizeRecordingEmbedder(FakeEmbedder):
+    """A model that needs 64 px on an image's shorter side, and notes the sizes it gets."""
+
+    min_image_side = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[tuple[int, int]] = []
+
+    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        self.sizes += [image.size for image in images]
+        return super().embed_images(images)
+
+
+def _jpeg(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.effect_noise(size, 40).convert("RGB").save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def test_images_reach_the_model_no_larger_than_it_needs(service: ImageService) -> None:
+    service.embedder = embedder = SizeRecordingEmbedder()
+    photo = _jpeg((640, 480))
+    (image_id,) = [r.image_id for r in service.upload("t", [UploadItem(data=photo)])]
+    worker = IndexingWorker(service, WorkerOptions())
+    worker.drain()
+    worker.close()
+    ((width, height),) = embedder.sizes
+    assert width == 86 and height in (64, 65)  # not 640 x 480
+    # a search with the same picture decodes it alike, so it finds the same vector
+    stored = service.vectors.vectors_of("t", [image_id])[image_id]
+    again = embed_image_bytes(embedder, photo, service.limits)
+    assert embedder.sizes[-1] == (width, height)
+    assert np.allclose(stored, again)
+
+
+def test_a_model_that_does_not_say_gets_images_up_to_the_cap(service: ImageService) -> None:
+    service.embedder = embedder = SizeRecordingEmbedder()
+    embedder.min_image_side = None  # type: ignore[assignment]
+    service.upload("t", [UploadItem(data=_jpeg((640, 480)))])
+    worker = IndexingWorker(service, WorkerOptions())
+    worker.drain()
+    worker.close()
+    assert embedder.sizes == [(640, 480)]

@@ -189,6 +189,12 @@ class BuiltinEmbedder:
         return builtin_shares_space(self.variant, self.text_model, model_id)
 
     @property
+    def min_image_side(self) -> int:
+        """Twice the network's input (260 px for Lite2): what images need on their shorter
+        side (`embedders.base.min_image_side`)."""
+        return 2 * VARIANTS[self.variant].image_size
+
+    @property
     def dim(self) -> int:
         colour = len(TERMS) if self.recipe.colour_weight else 0
         return TEXT_DIMS[self.text_model] + colour + (1 if self.recipe.hub_weight else 0)
