@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.conftest import jpeg_bytes, png_bytes
 from viewfinder.indexing.worker import IndexingWorker
@@ -150,3 +153,23 @@ def test_the_first_parts_stay_in_memory_and_later_ones_spool(
     assert r.status_code == 200, r.text
     assert [x["indexing_status"] for x in r.json()["results"]] == [1] * parts
     assert rolled == [False] * PARTS_IN_MEMORY + [True] * 3
+
+
+def test_a_heic_photo_is_stored_indexed_and_shown(
+    client: TestClient, auth: dict[str, str], worker: IndexingWorker
+) -> None:
+    heic = (Path(__file__).resolve().parents[1] / "data" / "heic" / "rotated.heic").read_bytes()
+    r = _upload(client, auth, [("images", ("IMG_0001.HEIC", heic, "image/heic"))])
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["results"]
+    assert item["indexing_status"] == 1
+    worker.drain()
+    image = client.get(f"/v1/images/{item['image_id']}", headers=auth).json()
+    assert image["indexing_status"] == 2
+    assert (image["content_type"], image["width"], image["height"]) == ("image/heic", 64, 96)
+    original = client.get(image["image_url"].replace("http://testserver", ""))
+    assert original.headers["content-type"] == "image/heic" and original.content == heic
+    # browsers show few HEICs: the web page's thumbnails are JPEG, upright
+    thumb = client.get(f"/v1/images/{item['image_id']}/thumbnail", headers=auth)
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb.content)).size == (64, 96)

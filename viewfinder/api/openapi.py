@@ -64,7 +64,15 @@ ERROR_TYPES = [
     "server_error",
 ]
 
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
+IMAGE_TYPES = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/bmp",
+    "image/tiff",
+    "image/heic",
+)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,18 @@ if TYPE_CHECKING:
     from .backend import Backend
 
 # What a folder walk picks up; a file named on the command line is sent whatever its name.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".heic",
+    ".heif",
+}
 
 
 def image_files(paths: tuple[Path, ...]) -> list[Path]:

@@ -8,6 +8,7 @@ been decoded, so a valid header followed by garbage is refused at ingest time.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import io
 import logging
@@ -39,7 +40,10 @@ _SIGNATURES: tuple[tuple[str, tuple[bytes, ...], tuple[str, ...]], ...] = (
     ("image/bmp", (b"BM",), ("BMP",)),
     ("image/tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), ("TIFF",)),
 )
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF"
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC"
+# HEIF files (an ISO media file whose major brand is one of these): HEIC, what iPhones save,
+# decoded by pi-heif (libheif with the libde265 HEVC decoder, LGPL; no encoder).
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _JPEG_FORMATS = ("JPEG", "MPO")
 _NAMES = {
     "image/jpeg": "JPEG",
@@ -48,6 +52,7 @@ _NAMES = {
     "image/bmp": "BMP",
     "image/tiff": "TIFF",
     "image/webp": "WebP",
+    "image/heic": "HEIC",
 }
 # Bytes per pixel Pillow keeps in memory for a mode (RGB is stored 4 bytes a pixel).
 _ONE_BYTE_MODES = ("1", "L", "P")
@@ -173,6 +178,8 @@ def sniff_content_type(data: bytes) -> str | None:
     """The accepted content type the bytes start like, or None."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "image/heic"
     for content_type, magics, _ in _SIGNATURES:
         if data.startswith(magics):
             return content_type
@@ -356,10 +363,28 @@ def _open(data: bytes, max_pixels: int) -> Iterator[tuple[Image.Image, str]]:
 def _plugins(content_type: str) -> list[str]:
     if content_type == "image/webp":
         return ["WEBP"]
+    if content_type == "image/heic":
+        _register_heif()
+        return ["HEIF"]
     for ct, _, plugins in _SIGNATURES:
         if ct == content_type:
             return list(plugins)
     raise AssertionError(content_type)  # pragma: no cover - sniff only returns known types
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Let Pillow open HEIF files (once, on the first one: the import loads libheif)."""
+    try:
+        import pi_heif
+    except ImportError:  # pragma: no cover - a dependency; only a broken install lacks it
+        raise UnsupportedMediaType(
+            "this server cannot read HEIC images: its pi-heif package is missing "
+            "(pip install pi-heif)"
+        ) from None
+    # libheif turns the picture upright itself and resets the EXIF orientation to 1, so the
+    # orientation read below never turns it twice
+    pi_heif.register_heif_opener()
 
 
 def _orientation(im: Image.Image) -> int:

@@ -116,3 +116,18 @@ def test_an_interrupted_index_continues_when_run_again(tmp_path: Path) -> None:
     with LocalClient(settings) as local:
         images = list(local.iter_images())
         assert len(images) == 40 and all(im.status == "indexed" for im in images)
+
+
+def test_index_takes_heic_photos(tmp_path: Path) -> None:
+    """A folder copied off an iPhone: its .HEIC photos are indexed with the rest."""
+    folder = tmp_path / "DCIM"
+    folder.mkdir()
+    heic = Path(__file__).resolve().parents[2] / "data" / "heic" / "two_tone.heic"
+    (folder / "IMG_0001.HEIC").write_bytes(heic.read_bytes())
+    (folder / "IMG_0002.png").write_bytes(png_bytes(RED))
+    data = tmp_path / "data"
+    result = invoke("index", str(folder), "--data-dir", str(data), "--no-progress")
+    assert result.exit_code == 0, result.output
+    listed = as_json(invoke("images", "list", "--data-dir", str(data), "--json"))
+    assert sorted(i["file_name"] for i in listed) == ["IMG_0001.HEIC", "IMG_0002.png"]
+    assert {i["indexing_status"] for i in listed} == {2}

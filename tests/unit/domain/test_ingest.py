@@ -9,6 +9,7 @@ import threading
 import time
 import zlib
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -475,3 +476,32 @@ def test_photo_sized_blocks_are_reused_and_huge_ones_go_back_to_the_os() -> None
     assert photo < 20, photo
     # a 64 MiB block is mapped afresh each time: its memory went back when it was freed
     assert huge >= 20, huge
+
+
+HEIC = Path(__file__).resolve().parents[2] / "data" / "heic"
+
+
+def test_heic_photos_are_accepted_decoded_and_upright() -> None:
+    """iPhones save HEIC: it is sniffed, checked and decoded like the other formats."""
+    data = (HEIC / "two_tone.heic").read_bytes()
+    assert sniff_content_type(data) == "image/heic"
+    info = inspect_image(data, LIMITS)
+    assert (info.content_type, info.width, info.height) == ("image/heic", 96, 64)
+    im = decode_rgb(data, LIMITS.max_pixels)
+    assert im.size == (96, 64) and im.mode == "RGB"
+    red, _, blue = pixel(im, (10, 32))
+    assert red > 180 and blue < 80
+    # turned upright once: libheif applies the rotation and resets the EXIF orientation
+    rotated = (HEIC / "rotated.heic").read_bytes()
+    info = inspect_image(rotated, LIMITS)
+    assert (info.width, info.height) == (64, 96)
+    im = decode_rgb(rotated, LIMITS.max_pixels, max_side=1024, min_side=32)
+    assert im.size == (32, 48)
+    red, _, blue = pixel(im, (16, 5))  # the red left half ends up on top
+    assert red > 180 and blue < 80
+
+
+def test_a_damaged_heic_is_a_clear_400() -> None:
+    data = (HEIC / "two_tone.heic").read_bytes()
+    with pytest.raises(ValidationError, match="starts like a HEIC image, but its data is damaged"):
+        inspect_image(data[:300], LIMITS)
