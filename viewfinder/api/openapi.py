@@ -72,6 +72,7 @@ IMAGE_TYPES = (
     "image/bmp",
     "image/tiff",
     "image/heic",
+    "image/avif",
 )
 
 

@@ -31,6 +31,7 @@ IMAGE_SUFFIXES = {
     ".tiff",
     ".heic",
     ".heif",
+    ".avif",
 }
 
 

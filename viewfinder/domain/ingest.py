@@ -40,7 +40,7 @@ _SIGNATURES: tuple[tuple[str, tuple[bytes, ...], tuple[str, ...]], ...] = (
     ("image/bmp", (b"BM",), ("BMP",)),
     ("image/tiff", (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"), ("TIFF",)),
 )
-ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC"
+ACCEPTED_FORMATS = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF"
 # HEIF files (an ISO media file whose major brand is one of these): HEIC, what iPhones save,
 # decoded by pi-heif (libheif with the libde265 HEVC decoder, LGPL; no encoder).
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
@@ -53,6 +53,7 @@ _NAMES = {
     "image/tiff": "TIFF",
     "image/webp": "WebP",
     "image/heic": "HEIC",
+    "image/avif": "AVIF",
 }
 # Bytes per pixel Pillow keeps in memory for a mode (RGB is stored 4 bytes a pixel).
 _ONE_BYTE_MODES = ("1", "L", "P")
@@ -180,6 +181,8 @@ def sniff_content_type(data: bytes) -> str | None:
         return "image/webp"
     if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
         return "image/heic"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
+        return "image/avif"  # Pillow reads AVIF itself (libavif, in its wheels since 11.3)
     for content_type, magics, _ in _SIGNATURES:
         if data.startswith(magics):
             return content_type
@@ -366,6 +369,8 @@ def _plugins(content_type: str) -> list[str]:
     if content_type == "image/heic":
         _register_heif()
         return ["HEIF"]
+    if content_type == "image/avif":
+        return ["AVIF"]
     for ct, _, plugins in _SIGNATURES:
         if ct == content_type:
             return list(plugins)

@@ -505,3 +505,12 @@ def test_a_damaged_heic_is_a_clear_400() -> None:
     data = (HEIC / "two_tone.heic").read_bytes()
     with pytest.raises(ValidationError, match="starts like a HEIC image, but its data is damaged"):
         inspect_image(data[:300], LIMITS)
+
+
+def test_avif_images_are_accepted_and_decoded() -> None:
+    data = encode(two_tone(96, 64), "AVIF", quality=90)
+    assert sniff_content_type(data) == "image/avif"
+    info = inspect_image(data, LIMITS)
+    assert (info.content_type, info.width, info.height) == ("image/avif", 96, 64)
+    red, _, blue = pixel(decode_rgb(data, LIMITS.max_pixels), (10, 10))
+    assert red > 180 and blue < 80
