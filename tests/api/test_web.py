@@ -44,6 +44,8 @@ def test_page_and_static_files(client: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script src="/static/app.js"' in page.text
+    # a file picker that offers phone photos too (some systems give HEIC no image/* type)
+    assert 'accept="image/*,.heic,.heif,.avif"' in page.text
     js = client.get("/static/app.js")
     assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
