@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ..config import Settings
 from ..errors import ViewfinderError
 from .app import cli, data_dir_option, fail, require_data, settings_from
 
@@ -170,6 +171,7 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
         }
         for closable in (store, active, shadow):
             closable.close()
+        disk = _disk_line(settings)
     click.echo(f"model    {body['model_id']}")
     for name in ("stored", "queued", "indexed", "failed"):
         click.echo(f"{name:<8} {body[name]}")
@@ -185,3 +187,26 @@ def status(data_dir: Path | None, server: str | None, api_key: str | None) -> No
             f"switch   {sw['from_model']} -> {sw['to_model']}: {sw['done']}/{sw['total']} "
             f"re-embedded ({pct:.0f}%); {using}"
         )
+    if not server and disk:
+        click.echo(disk)
+
+
+def _disk_line(settings: Settings) -> str | None:
+    """The least free space under the data directory's stores, and where uploads stop."""
+    from ..stores.disk_reserve import DiskReserve
+    from ..stores.factory import local_storage
+
+    free = DiskReserve(local_storage(settings), settings.upload_reserve_bytes).free_bytes()
+    if not free:
+        return None  # every store on a server
+    store, least = min(free.items(), key=lambda item: item[1])
+    reserve = settings.upload_reserve_bytes
+    stop = f"; uploads wait under {_size(reserve)}" if reserve else ""
+    return f"disk     {_size(least)} free ({store} store){stop}"
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

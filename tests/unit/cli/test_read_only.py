@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -38,4 +39,10 @@ def test_status_reads_an_existing_data_directory(tmp_path: Path) -> None:
     shown = invoke("status", "--data-dir", str(data))
     assert shown.exit_code == 0, shown.output
     assert "indexed  0" in shown.stdout
+    # the least free space under the stores, and where uploads would stop (the reserve)
+    assert re.search(
+        r"^disk +[0-9.]+ (GiB|MiB) free \(\w+ store\); uploads wait under 256.0 MiB$",
+        shown.stdout,
+        re.M,
+    ), shown.stdout
     assert invoke("keys", "list", "--data-dir", str(data)).stdout.count("acme") == 1
